@@ -1,0 +1,44 @@
+# Everything a fresh machine needs is installed by these targets (Python deps via uv,
+# Kafka jars via Maven on first use, cached under .cache/).
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+BIN := .venv/bin
+
+.PHONY: install lint test test-unit test-integration run bench clean
+
+install: .venv/.installed
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+lint: install
+	$(BIN)/ruff check consumer tests bench scripts
+	$(BIN)/ruff format --check consumer tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/klaviyo-consumer dev fetch-broker
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/klaviyo-consumer dev fetch-broker
+	$(BIN)/pytest tests/integration
+
+run: install
+	$(BIN)/klaviyo-consumer dev broker
+
+bench: install
+	@echo "benchmarks arrive with the benchmarks issue" >&2
+
+clean:
+	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""The ``klaviyo-consumer`` command line."""
+
+__all__: list[str] = []
