@@ -1,7 +1,8 @@
 """One typed, frozen settings tree for the whole service.
 
 Sources, highest priority first: constructor arguments, environment variables
-(``KLAVIYO_CONSUMER_`` prefix, ``__`` between levels, e.g. ``KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS``),
+(``KLAVIYO_CONSUMER_`` prefix, ``__`` between levels, e.g.
+``KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS``),
 secret files (any setting ``X`` may instead be given as ``X_FILE=/path``, read and stripped),
 an optional TOML file named by ``KLAVIYO_CONSUMER_SETTINGS_FILE``, then defaults.
 Unknown keys are rejected. Secrets are ``SecretStr`` and print as ``**********``.
@@ -64,12 +65,16 @@ class KafkaSettings(_Section):
     ssl_certificate_location: Path | None = Field(None, description="Client certificate (mTLS).")
     ssl_key_location: Path | None = Field(None, description="Client private key (mTLS).")
     ssl_key_password: SecretStr | None = Field(None, description="Password of the client key.")
-    group_id: str = Field("klaviyo-consumer", description="Consumer group prefix; stages append -derive / -deliver.")
+    group_id: str = Field(
+        "klaviyo-consumer", description="Consumer group prefix; stages append -derive / -deliver."
+    )
     group_instance_id: str | None = Field(
         None, description="Static membership id (defaults to the host name when running in a pod)."
     )
     session_timeout_ms: int = Field(45_000, ge=6_000, description="Consumer session timeout.")
-    transaction_timeout_ms: int = Field(60_000, ge=1_000, description="Producer transaction timeout.")
+    transaction_timeout_ms: int = Field(
+        60_000, ge=1_000, description="Producer transaction timeout."
+    )
 
     def to_librdkafka(self) -> dict[str, str]:
         """The librdkafka connection properties (secrets in plain text: never log this)."""
@@ -100,13 +105,27 @@ class TopicSettings(_Section):
 
     returns: str = Field("returns", description="Input: return changes (Avro).")
     orders: str = Field("orders", description="Input: order and shipment changes (Avro).")
-    storefront_events: str = Field("storefront-events", description="Input: storefront actions (Avro).")
-    integrations: str = Field("klaviyo-integrations", description="Compacted per-merchant settings.")
-    integrations_audit: str = Field("klaviyo-integrations-audit", description="Audit trail of integration changes.")
-    outbox: str = Field("klaviyo-outbox", description="Internal: Klaviyo operations keyed by merchant.")
-    tracking_state: str = Field("klaviyo-tracking-state", description="Internal: compacted shipment state changelog.")
-    dead_letter: str = Field("klaviyo-dead-letter", description="Records that cannot be processed, with the reason.")
-    parked: str = Field("klaviyo-parked", description="Operations for merchants that cannot be served now.")
+    storefront_events: str = Field(
+        "storefront-events", description="Input: storefront actions (Avro)."
+    )
+    integrations: str = Field(
+        "klaviyo-integrations", description="Compacted per-merchant settings."
+    )
+    integrations_audit: str = Field(
+        "klaviyo-integrations-audit", description="Audit trail of integration changes."
+    )
+    outbox: str = Field(
+        "klaviyo-outbox", description="Internal: Klaviyo operations keyed by merchant."
+    )
+    tracking_state: str = Field(
+        "klaviyo-tracking-state", description="Internal: compacted shipment state changelog."
+    )
+    dead_letter: str = Field(
+        "klaviyo-dead-letter", description="Records that cannot be processed, with the reason."
+    )
+    parked: str = Field(
+        "klaviyo-parked", description="Operations for merchants that cannot be served now."
+    )
     internal_partitions: int = Field(
         0, ge=0, description="Partitions for internal topics; 0 = same as the inputs."
     )
@@ -116,16 +135,26 @@ class TopicSettings(_Section):
 class SchemaRegistrySettings(_Section):
     """Confluent Schema Registry, used for Confluent-framed input (magic byte 0)."""
 
-    url: str | None = Field(None, description="Registry base URL; unset = single-object encoding only.")
-    basic_auth: SecretStr | None = Field(None, description="user:password for the registry (secret).")
+    url: str | None = Field(
+        None, description="Registry base URL; unset = single-object encoding only."
+    )
+    basic_auth: SecretStr | None = Field(
+        None, description="user:password for the registry (secret)."
+    )
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one registry request.")
 
 
 class KlaviyoSettings(_Section):
     """The Klaviyo API."""
 
-    base_url: str = Field("https://a.klaviyo.com", description="Klaviyo API base URL (the sandbox locally).")
-    revision: str = Field("2026-07-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.\w+)?$", description="Pinned API revision header.")
+    base_url: str = Field(
+        "https://a.klaviyo.com", description="Klaviyo API base URL (the sandbox locally)."
+    )
+    revision: str = Field(
+        "2026-07-15",
+        pattern=r"^\d{4}-\d{2}-\d{2}(\.\w+)?$",
+        description="Pinned API revision header.",
+    )
     request_timeout_seconds: float = Field(30.0, gt=0, description="Total timeout of one request.")
     max_connections: int = Field(64, ge=1, description="Connection pool size.")
 
@@ -140,29 +169,56 @@ class KlaviyoSettings(_Section):
 class DeriveSettings(_Section):
     """The derive stage (consume-transform-produce in Kafka transactions)."""
 
-    checkpoint_interval_seconds: float = Field(1.0, gt=0, description="Commit a transaction at least this often.")
-    checkpoint_max_records: int = Field(5_000, ge=1, description="Commit after this many input records.")
+    checkpoint_interval_seconds: float = Field(
+        1.0, gt=0, description="Commit a transaction at least this often."
+    )
+    checkpoint_max_records: int = Field(
+        5_000, ge=1, description="Commit after this many input records."
+    )
     stall_threshold_hours: float = Field(
-        72.0, gt=0, description="No carrier scan for this long while in transit = stalled_in_transit (per-merchant override)."
+        72.0,
+        gt=0,
+        description=(
+            "No carrier scan for this long while in transit = stalled_in_transit"
+            " (a merchant may override it)."
+        ),
     )
     backfill_after_hours: float = Field(
-        72.0, gt=0, description="Events that happened longer ago than this are sent with backfill=true."
+        72.0,
+        gt=0,
+        description="Events that happened longer ago than this are sent with backfill=true.",
     )
-    max_record_bytes: int = Field(1_000_000, ge=1, description="Larger input payloads are dead-lettered.")
+    max_record_bytes: int = Field(
+        1_000_000, ge=1, description="Larger input payloads are dead-lettered."
+    )
 
 
 class DeliverySettings(_Section):
     """The deliver stage (outbox → Klaviyo)."""
 
     batch_max_events: int = Field(1_000, ge=1, le=1_000, description="Events per bulk request.")
-    batch_max_bytes: int = Field(4_500_000, ge=1_000, le=5_000_000, description="Bytes per request body.")
+    batch_max_bytes: int = Field(
+        4_500_000, ge=1_000, le=5_000_000, description="Bytes per request body."
+    )
     linger_seconds: float = Field(0.5, ge=0, description="Wait this long for a batch to fill.")
-    retry_budget_seconds: float = Field(300.0, gt=0, description="Retry a failing request this long, then park.")
-    max_in_flight_per_partition: int = Field(10_000, ge=1, description="Pause a partition past this many unfinished operations.")
-    events_burst_per_second: int = Field(10, ge=1, description="Bulk-events requests per second per merchant.")
-    events_steady_per_minute: int = Field(150, ge=1, description="Bulk-events requests per minute per merchant.")
-    subscriptions_burst_per_second: int = Field(75, ge=1, description="Subscription requests per second per merchant.")
-    subscriptions_steady_per_minute: int = Field(750, ge=1, description="Subscription requests per minute per merchant.")
+    retry_budget_seconds: float = Field(
+        300.0, gt=0, description="Retry a failing request this long, then park."
+    )
+    max_in_flight_per_partition: int = Field(
+        10_000, ge=1, description="Pause a partition past this many unfinished operations."
+    )
+    events_burst_per_second: int = Field(
+        10, ge=1, description="Bulk-events requests per second per merchant."
+    )
+    events_steady_per_minute: int = Field(
+        150, ge=1, description="Bulk-events requests per minute per merchant."
+    )
+    subscriptions_burst_per_second: int = Field(
+        75, ge=1, description="Subscription requests per second per merchant."
+    )
+    subscriptions_steady_per_minute: int = Field(
+        750, ge=1, description="Subscription requests per minute per merchant."
+    )
 
 
 class IntegrationsSettings(_Section):
@@ -184,14 +240,18 @@ class HttpSettings(_Section):
     """The health and metrics server."""
 
     host: str = Field("0.0.0.0", description="Bind address.")  # noqa: S104 -- pods are probed from outside
-    port: int = Field(8080, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz (0 = any free port).")
+    port: int = Field(
+        8080, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz (0 = any free port)."
+    )
 
 
 class LoggingSettings(_Section):
     """Structured logs."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
-    format: Literal["json", "console"] = Field("json", description="json for machines, console for people.")
+    format: Literal["json", "console"] = Field(
+        "json", description="json for machines, console for people."
+    )
 
 
 class _EnvWithoutFileRefs(EnvSettingsSource):
@@ -221,7 +281,9 @@ class _SecretFilesSource(PydanticBaseSettingsSource):
             try:
                 value = Path(path).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"{name}: cannot read secret file {path!r}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"{name}: cannot read secret file {path!r}: {exc.strerror}"
+                ) from None
             node = found
             for key in keys[:-1]:
                 node = node.setdefault(key, {})
@@ -276,7 +338,7 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings, turning validation errors into one ``ConfigError`` naming each setting."""
+    """Build the settings; validation errors become one ``ConfigError`` naming each setting."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:

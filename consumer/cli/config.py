@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
     """Add the ``config`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser("config", help="Inspect settings.")
     actions = parser.add_subparsers(dest="action", required=True)
-    show = actions.add_parser("show", help="Print the effective settings as JSON, secrets redacted.")
+    show = actions.add_parser(
+        "show", help="Print the effective settings as JSON, secrets redacted."
+    )
     show.set_defaults(handler=_show)
 
 
