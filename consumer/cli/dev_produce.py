@@ -1,0 +1,58 @@
+"""``klaviyo-consumer dev produce``: publish the example records (or sample traffic)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.decode import SchemaCatalog
+from consumer.devstack.publish import ensure_input_topics, example_records, publish
+from consumer.devstack.traffic import sample_traffic
+from consumer.settings import load_settings
+
+__all__ = ["register_action"]
+
+
+def register_action(actions: Any) -> None:
+    """Add ``dev produce``."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        "produce",
+        help="Publish schemas/examples (or generated sample traffic) to the input topics.",
+    )
+    parser.add_argument(
+        "--framing",
+        choices=("single-object", "confluent"),
+        default="single-object",
+        help="Avro single-object encoding (no registry) or Confluent framing (needs "
+        "KLAVIYO_CONSUMER_SCHEMA_REGISTRY__URL or --schema-registry-url).",
+    )
+    parser.add_argument("--schema-registry-url", default=None, help="Override the registry URL.")
+    parser.add_argument(
+        "--sample-merchants",
+        type=int,
+        default=0,
+        help="Instead of the examples, publish generated traffic for this many merchants.",
+    )
+    parser.add_argument("--orders", type=int, default=20, help="Orders per sample merchant.")
+    parser.add_argument("--partitions", type=int, default=3, help="Partitions of missing topics.")
+    parser.set_defaults(handler=_produce)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.schema_registry_url:
+        overrides["schema_registry"] = {"url": args.schema_registry_url}
+    settings = load_settings(**overrides)
+    catalog = SchemaCatalog()
+    created = ensure_input_topics(settings, args.partitions)
+    if args.sample_merchants:
+        merchants = [f"merchant-{i}" for i in range(1, args.sample_merchants + 1)]
+        records = sample_traffic(merchants, args.orders, datetime.now(UTC))
+    else:
+        records = example_records(catalog.root / "examples", catalog)
+    count = publish(settings, records, args.framing, catalog)
+    if created:
+        print(f"created topics: {', '.join(created)}")
+    print(f"published {count} records to {settings.kafka.bootstrap_servers} ({args.framing})")
+    return 0

@@ -1,0 +1,294 @@
+"""Stage "derive": input topics → outbox, changelog and dead-letter, in Kafka transactions.
+
+One asyncio task owns the consumer and the transactional producer. Each turn of the loop
+consumes a batch (in a worker thread), learns unknown Confluent schema ids (async HTTP), then
+processes the batch, fires due timers and commits the checkpoint when due (in a worker thread:
+every Kafka call blocks). Rebalance callbacks run inside ``consume`` on that same thread, so
+state is only ever touched by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.decode import (
+    DecodeError,
+    RecordDecoder,
+    SchemaCatalog,
+    SchemaRegistryClient,
+    SchemaRegistryUnavailable,
+)
+from consumer.derive import (
+    Derivation,
+    DeriveConfig,
+    derive_order,
+    derive_return,
+    derive_storefront_event,
+)
+from consumer.integrations.merchant import MerchantSettings
+from consumer.kafka import (
+    AbortableKafkaError,
+    ConsumedMessage,
+    KafkaConsumer,
+    RetriableKafkaError,
+    TopicPartition,
+    TransactionalProducer,
+)
+from consumer.observability import Health, Metrics
+from consumer.outbox import EventOperation, encode_operation
+from consumer.runtime.checkpoint import Checkpoint
+from consumer.runtime.dead_letter import FailedRecord, failure_headers
+from consumer.runtime.restore import read_partitions_to_end
+from consumer.runtime.timers import TimerIndex
+from consumer.settings import Settings
+from consumer.state.shipments import OrderState, decode_order_state, encode_order_state
+from consumer.state.store import StateStore
+
+__all__ = ["DeriveStage", "MerchantLookup"]
+
+log = logging.getLogger(__name__)
+
+MerchantLookup = Callable[[str], MerchantSettings | None]
+_BATCH = 500
+_POLL_SECONDS = 0.2
+_TIMER_SWEEP_SECONDS = 1.0
+
+
+class DeriveStage:
+    """Consume-transform-produce with exactly-once semantics for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        merchants: MerchantLookup,
+        metrics: Metrics,
+        health: Health,
+        instance_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._topics = settings.topics
+        self._merchants = merchants
+        self._metrics = metrics
+        self._health = health
+        health.set_ready("derive", False)  # until partitions are assigned (and restored)
+        self._clock = clock
+        self._config = DeriveConfig.from_settings(settings.derive)
+        catalog = SchemaCatalog()
+        max_bytes = settings.derive.max_record_bytes
+        self._decoders = {
+            settings.topics.returns: RecordDecoder(catalog, "returns", max_bytes),
+            settings.topics.orders: RecordDecoder(catalog, "orders", max_bytes),
+            settings.topics.storefront_events: RecordDecoder(
+                catalog, "storefront-events", max_bytes
+            ),
+        }
+        self._registry = (
+            SchemaRegistryClient(settings.schema_registry) if settings.schema_registry.url else None
+        )
+        group = f"{settings.kafka.group_id}-derive"
+        self._consumer = KafkaConsumer(
+            settings.kafka, group, group_instance_id=f"{instance_id}-derive"
+        )
+        self._producer = TransactionalProducer(
+            settings.kafka,
+            transactional_id=f"{group}-{instance_id}",
+        )
+        self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
+        self._timers = TimerIndex(self._store, self._config, merchants)
+        self._checkpoint = Checkpoint(
+            self._producer, self._consumer, self._store, self._topics.tracking_state, metrics
+        )
+        self._last_sweep = 0.0
+        self._restoring: set[TopicPartition] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set, then commit and leave the group.
+
+        Raises:
+            KafkaError: a fatal error; the process should exit non-zero and be restarted.
+        """
+        await asyncio.to_thread(self._producer.init_transactions)
+        self._consumer.subscribe(
+            [self._topics.returns, self._topics.orders, self._topics.storefront_events],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not stop.is_set():
+                messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+                await self._learn_schemas(messages)
+                await asyncio.to_thread(self._turn, messages)
+                self._health.beat("derive")
+                self._metrics.consume_loop_last_turn.labels("derive").set_to_current_time()
+        finally:
+            await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        try:
+            self._checkpoint.commit()
+        except AbortableKafkaError:
+            self._checkpoint.abort()
+        self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
+        self._producer.close()
+
+    # -- one turn ----------------------------------------------------------------------------
+
+    def _turn(self, messages: list[ConsumedMessage]) -> None:
+        try:
+            if messages:
+                self._checkpoint.begin()
+                for message in messages:
+                    self._process(message)
+            self._sweep_timers()
+            derive = self._settings.derive
+            if self._checkpoint.due(
+                derive.checkpoint_interval_seconds, derive.checkpoint_max_records
+            ):
+                self._checkpoint.commit()
+        except (AbortableKafkaError, RetriableKafkaError) as exc:
+            log.warning("transaction failed, aborting", extra={"error": str(exc)})
+            self._checkpoint.abort()
+            self._timers.rebuild()
+
+    async def _learn_schemas(self, messages: list[ConsumedMessage]) -> None:
+        for topic, decoder in self._decoders.items():
+            unknown = decoder.unknown_schema_ids(m.value for m in messages if m.topic == topic)
+            for schema_id in unknown:
+                schema = await self._fetch_schema(schema_id)
+                decoder.learn_schema(schema_id, schema)
+
+    async def _fetch_schema(self, schema_id: int) -> Any | None:
+        if self._registry is None:
+            return None  # no registry configured: the id is unknown, records dead-letter
+        delay = 1.0
+        while True:
+            try:
+                return await self._registry.fetch(schema_id)
+            except SchemaRegistryUnavailable as exc:
+                # Holding the batch (uncommitted) is right: these records are fine, the
+                # registry is not; dead-lettering them would lose good data.
+                log.warning(
+                    "schema registry unavailable", extra={"error": str(exc), "retry_s": delay}
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _process(self, message: ConsumedMessage) -> None:
+        try:
+            record = self._decoders[message.topic].decode(message.value)
+        except DecodeError as exc:
+            self._dead_letter(message, FailedRecord(exc.reason, type(exc).__name__, str(exc)))
+            self._checkpoint.processed(message)
+            return
+        merchant_id = str(record.get("merchant_id") or "")
+        merchant = self._merchants(merchant_id)
+        now = self._clock()
+        if message.topic == self._topics.orders:
+            store = self._store.partition(message.partition)
+            order_id = str(record.get("order_id") or "")
+            result = derive_order(record, merchant, store.get(order_id), now, self._config)
+            if result.state is not None:
+                store.put(order_id, result.state)
+                self._timers.schedule(message.partition, order_id, result.state)
+        elif message.topic == self._topics.returns:
+            result = derive_return(record, merchant, now, self._config)
+        else:
+            result = derive_storefront_event(record, merchant, now, self._config)
+        self._apply(message, merchant_id, result)
+        self._checkpoint.processed(message)
+
+    def _apply(self, source: ConsumedMessage | None, merchant_id: str, result: Derivation) -> None:
+        outcomes = self._checkpoint.outcomes
+        for skip in result.skips:
+            outcomes[("skipped", skip.reason.value)] += 1
+        if result.dead_letter is not None and source is not None:
+            reason = result.dead_letter
+            failure = FailedRecord(
+                reason.code.value, "DerivationError", reason.message, merchant_id
+            )
+            self._dead_letter(source, failure)
+        for op in result.operations:
+            self._producer.produce(
+                self._topics.outbox, op.merchant_id.encode(), encode_operation(op)
+            )
+            if isinstance(op, EventOperation):
+                outcomes[("derived", "event", op.metric)] += 1
+            else:
+                outcomes[("derived", "subscription", op.channel.value)] += 1
+
+    def _dead_letter(self, source: ConsumedMessage, failure: FailedRecord) -> None:
+        headers = failure_headers(source, "derive", failure)
+        self._producer.produce(self._topics.dead_letter, source.key, source.value, headers)
+        self._checkpoint.outcomes[("dead_letter", failure.reason)] += 1
+
+    def _sweep_timers(self) -> None:
+        monotonic = time.monotonic()
+        if monotonic - self._last_sweep < _TIMER_SWEEP_SECONDS:
+            return
+        self._last_sweep = monotonic
+        fired = self._timers.fire(self._clock())
+        if fired:
+            self._checkpoint.begin()
+        for merchant_id, result in fired:
+            self._apply(None, merchant_id, result)
+
+    # -- rebalancing (called inside consume, on the worker thread) ---------------------------
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        orders = {tp.partition for tp in partitions if tp.topic == self._topics.orders}
+        # State of partitions kept across this rebalance is current (we committed on revoke
+        # and nobody else owned them in between); only new partitions are read back.
+        kept = set(self._store.owned())
+        self._store.drop(kept - orders)
+        self._timers.drop(sorted(kept - orders))
+        changelog = read_partitions_to_end(
+            self._settings.kafka,
+            self._topics.tracking_state,
+            sorted(orders - kept),
+            f"{self._settings.kafka.group_id}-derive-restore",
+        )
+        restored = 0
+        for partition, records in changelog.items():
+            restored += self._store.restore(partition, ((m.key, m.value) for m in records))
+            self._timers.rebuild_partition(partition)
+        self._metrics.partitions_assigned.labels("derive").set(len(partitions))
+        self._health.set_ready("derive", True)
+        log.info(
+            "partitions assigned",
+            extra={
+                "partitions": len(partitions),
+                "state_records_restored": restored,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        # Commit what was processed so the next owner starts exactly where we stopped.
+        try:
+            self._checkpoint.commit()
+        except AbortableKafkaError:
+            self._checkpoint.abort()
+        self._checkpoint.forget(partitions)
+        self._metrics.partitions_assigned.labels("derive").set(0)
+        log.info("partitions revoked", extra={"partitions": len(partitions)})
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
+        # Another member may own these already: committing would be wrong, and our state of
+        # them may be stale by now, so drop it all.
+        self._checkpoint.abort()
+        self._checkpoint.forget(partitions)
+        orders = [tp.partition for tp in partitions if tp.topic == self._topics.orders]
+        self._store.drop(orders)
+        self._timers.drop(orders)
+        self._metrics.partitions_assigned.labels("derive").set(0)
+        log.warning("partitions lost", extra={"partitions": len(partitions)})

@@ -1,0 +1,118 @@
+"""The service: integrations table, the stages, the HTTP endpoints, and a clean shutdown.
+
+Start order: topics checked → integrations table loaded (readiness waits for it) → HTTP
+endpoints → stages. Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming,
+finishes or parks its in-flight work, commits and leaves its group, within
+``shutdown_seconds``; past that the process exits non-zero and Kafka's guarantees take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from consumer.integrations.crypto import Keyring
+from consumer.integrations.table import IntegrationsTable
+from consumer.observability import Health, Metrics, serve
+from consumer.runtime.deliver_stage import DeliverStage
+from consumer.runtime.derive_stage import DeriveStage
+from consumer.runtime.topics import ensure_service_topics
+from consumer.settings import Settings
+
+__all__ = ["Service", "Stage"]
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["derive", "deliver", "all"]
+
+
+@dataclass
+class Service:
+    """One klaviyo-consumer process."""
+
+    settings: Settings
+    stage: Stage = "all"
+    instance_id: str = field(default_factory=socket.gethostname)
+    shutdown_seconds: float = 25.0
+    metrics: Metrics = field(default_factory=Metrics)
+    health: Health = field(default_factory=Health)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    url: str = ""
+    """Base URL of the HTTP endpoints, set once they serve."""
+    _debug_sources: list[Callable[[], object]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        """Run until ``stop`` is set or a stage fails.
+
+        Raises:
+            KafkaError: a fatal Kafka error in a stage (exit non-zero; the orchestrator restarts).
+            TimeoutError: shutdown took longer than ``shutdown_seconds``.
+        """
+        created = await asyncio.to_thread(ensure_service_topics, self.settings)
+        if created:
+            log.info("created topics", extra={"topics": created})
+        keyring = Keyring.from_settings(self.settings.integrations)
+        table = IntegrationsTable(self.settings.kafka, self.settings.topics.integrations, keyring)
+        self.health.set_ready("integrations", False)
+        http = self.settings.http
+        async with (
+            table,
+            serve(http.host, http.port, self.metrics, self.health, self._debug(table)) as url,
+        ):
+            self.url = url
+            log.info(
+                "serving", extra={"url": url, "stage": self.stage, "instance": self.instance_id}
+            )
+            await table.load()
+            self.health.set_ready("integrations", True)
+            await self._run_stages(table)
+
+    async def _run_stages(self, table: IntegrationsTable) -> None:
+        runners: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        if self.stage in ("derive", "all"):
+            derive = DeriveStage(
+                self.settings, table.get, self.metrics, self.health, self.instance_id
+            )
+            runners.append(lambda: derive.run(self.stop))
+        if self.stage in ("deliver", "all"):
+            deliver = DeliverStage(
+                self.settings, table.get, self.metrics, self.health, self.instance_id
+            )
+            runners.append(lambda: deliver.run(self.stop, self.shutdown_seconds))
+            self._debug_sources.append(deliver.debug)
+        tasks = [asyncio.create_task(run(), name=f"stage-{i}") for i, run in enumerate(runners)]
+        stopping = asyncio.create_task(self.stop.wait(), name="stop")
+        # A stage that fails stops the others: the process exits and is restarted whole.
+        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+        self.stop.set()
+        try:
+            async with asyncio.timeout(self.shutdown_seconds):
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            stopping.cancel()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _debug(self, table: IntegrationsTable) -> Callable[[], Any]:
+        def merchants() -> dict[str, Any]:
+            return {
+                "merchants": table.merchant_ids(),
+                "problems": table.problems(),
+                "live": self.health.live()[1],
+                "ready": self.health.ready()[1],
+                "stages": [source() for source in self._debug_sources],
+            }
+
+        return merchants
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT set ``stop`` (graceful shutdown)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)

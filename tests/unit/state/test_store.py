@@ -1,0 +1,47 @@
+"""The transaction overlay of the state store: commit keeps writes, abort rewinds them."""
+
+from __future__ import annotations
+
+from consumer.state.store import StateStore
+
+
+def make_store() -> StateStore[str]:
+    store: StateStore[str] = StateStore(decode=bytes.decode, encode=str.encode)
+    store.restore(0, [(b"a", b"1"), (b"b", b"2"), (b"b", None), (b"c", b"3")])
+    return store
+
+
+def test_store_restore_applies_tombstones_and_last_value() -> None:
+    assert dict(make_store().partition(0).items()) == {"a": "1", "c": "3"}
+
+
+def test_store_abort_rewinds_open_transaction() -> None:
+    store = make_store()
+    part = store.partition(0)
+    part.put("a", "9")
+    part.put("c", None)
+    assert part.get("a") == "9" and part.get("c") is None
+    store.abort()
+    assert dict(part.items()) == {"a": "1", "c": "3"}
+    assert list(store.changelog_records()) == []
+
+
+def test_store_commit_keeps_writes_and_lists_each_key_once() -> None:
+    store = make_store()
+    part = store.partition(0)
+    part.put("a", "8")
+    part.put("a", "9")
+    part.put("c", None)
+    assert sorted(store.changelog_records(), key=lambda r: r[1]) == [
+        (0, b"a", b"9"),
+        (0, b"c", None),
+    ]
+    store.commit()
+    assert dict(part.items()) == {"a": "9"}
+    assert list(store.changelog_records()) == []
+
+
+def test_store_drop_forgets_partition() -> None:
+    store = make_store()
+    store.drop([0])
+    assert store.owned() == []
