@@ -35,7 +35,8 @@ test-integration: install
 	$(BIN)/pytest tests/integration
 
 run: install
-	$(BIN)/klaviyo-consumer dev broker
+	$(BIN)/klaviyo-consumer dev fetch-broker
+	$(BIN)/klaviyo-consumer dev up
 
 bench: install
 	@echo "benchmarks arrive with the benchmarks issue" >&2

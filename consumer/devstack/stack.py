@@ -16,12 +16,12 @@ from pydantic import SecretStr
 from consumer.integrations.audit import AuditAction, audit_change
 from consumer.integrations.codec import IntegrationRecord
 from consumer.integrations.crypto import Keyring, generate_kek
-from consumer.integrations.merchant import MerchantSettings
 from consumer.integrations.publish import IntegrationPublisher, ensure_integration_topics
+from consumer.merchant import MerchantSettings
 from consumer.sandbox import Sandbox
 from consumer.settings import Settings
 
-__all__ = ["DemoMerchant", "demo_merchants", "local_settings", "onboard"]
+__all__ = ["DemoMerchant", "demo_merchants", "local_settings", "merchant_settings", "onboard"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,21 @@ def demo_merchants() -> list[DemoMerchant]:
         DemoMerchant("merchant-3", "pk_demo3merchantkey0000000000000003", False, False),
         DemoMerchant("merchant-4", None),
     ]
+
+
+def merchant_settings(merchant: DemoMerchant) -> MerchantSettings:
+    """The integration a demo merchant gets (it must have a key)."""
+    if merchant.api_key is None:
+        raise ValueError(f"{merchant.merchant_id} has no integration")
+    return MerchantSettings(
+        merchant_id=merchant.merchant_id,
+        api_key=SecretStr(merchant.api_key),
+        order_tracking_enabled=merchant.order_tracking,
+        marketing_enabled=merchant.marketing,
+        email_list_id=f"{merchant.merchant_id}-email-list",
+        sms_list_id=f"{merchant.merchant_id}-sms-list",
+        tracking_page_url_template="https://track.example.com/{order_name}?t={tracking_number}",
+    )
 
 
 def local_settings(
@@ -67,15 +82,7 @@ def onboard(settings: Settings, sandbox: Sandbox, merchants: Sequence[DemoMercha
         if merchant.api_key is None:
             continue
         sandbox.add_account(merchant.merchant_id, merchant.api_key)
-        wanted = MerchantSettings(
-            merchant_id=merchant.merchant_id,
-            api_key=SecretStr(merchant.api_key),
-            order_tracking_enabled=merchant.order_tracking,
-            marketing_enabled=merchant.marketing,
-            email_list_id=f"{merchant.merchant_id}-email-list",
-            sms_list_id=f"{merchant.merchant_id}-sms-list",
-            tracking_page_url_template="https://track.example.com/{order_name}?t={tracking_number}",
-        )
+        wanted = merchant_settings(merchant)
         record = IntegrationRecord.from_settings(
             wanted, keyring, updated_by="devstack", updated_at=now
         )

@@ -25,6 +25,7 @@ from typing import Any
 from consumer.kafka import (
     ConsumedMessage,
     KafkaConsumer,
+    RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
     TransactionalProducer,
@@ -35,6 +36,8 @@ from consumer.state.store import StateStore
 __all__ = ["Checkpoint"]
 
 log = logging.getLogger(__name__)
+
+_RETRY_PAUSE_SECONDS = 0.5
 
 
 class Checkpoint:
@@ -48,8 +51,10 @@ class Checkpoint:
         changelog_topic: str,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        retry_seconds: float = 120.0,
     ) -> None:
         self._producer = producer
+        self._retry_seconds = retry_seconds
         self._consumer = consumer
         self._store = store
         self._changelog_topic = changelog_topic
@@ -123,11 +128,31 @@ class Checkpoint:
     def _send_offsets(self) -> None:
         offsets = [TopicPartitionOffset(tp.topic, tp.partition, n) for tp, n in self._next.items()]
         if offsets:
+            # Not retried: a timed-out call stays in progress inside librdkafka and refuses
+            # retries while the group is rebalancing; the stage starts over instead.
             self._producer.send_offsets(offsets, self._consumer.group_metadata())
 
     def _commit_transaction(self) -> None:
-        self._producer.commit()
+        self._retrying("commit_transaction", self._producer.commit)
         self._open = False
+
+    def _retrying(self, step: str, call: Callable[[], None]) -> None:
+        """Call a transaction step again after a retriable error (e.g. a timeout while the
+        coordinator moves), as librdkafka requires: the step is still in progress inside the
+        client, and anything else (abort included) would be refused until it finishes.
+        """
+        deadline = self._clock() + self._retry_seconds
+        while True:
+            try:
+                call()
+            except RetriableKafkaError as exc:
+                if self._clock() >= deadline:
+                    raise
+                log.warning(
+                    "transaction step will be retried", extra={"step": step, "error": str(exc)}
+                )
+            else:
+                return
 
     def _publish(self) -> None:
         self._store.commit()
@@ -151,7 +176,7 @@ class Checkpoint:
             KafkaError: the abort itself failed (fatal for this producer).
         """
         if self._open:
-            self._producer.abort()
+            self._retrying("abort_transaction", self._producer.abort)
             self._metrics.transactions.labels("aborted").inc()
         self._store.abort()
         assigned = set(self._consumer.assignment())

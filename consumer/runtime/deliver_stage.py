@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from consumer.deliver import (
+    SHUTDOWN,
     Accepted,
     DeadLettered,
     KlaviyoClient,
@@ -27,7 +28,6 @@ from consumer.deliver import (
     Parked,
     Sink,
 )
-from consumer.integrations.merchant import MerchantSettings
 from consumer.kafka import (
     ConsumedMessage,
     KafkaConsumer,
@@ -35,6 +35,7 @@ from consumer.kafka import (
     TopicPartition,
     TopicPartitionOffset,
 )
+from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
 from consumer.runtime.dead_letter import FailedRecord, failure_headers
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 _BATCH = 1000
 _POLL_SECONDS = 0.1
 _COMMIT_SECONDS = 1.0
-_SHUTDOWN_REASON = "shutdown"
 
 
 class DeliverStage:
@@ -130,7 +130,7 @@ class DeliverStage:
             return  # the partition was revoked meanwhile; its new owner resends
         if isinstance(outcome, Accepted):
             self._finish(message, "accepted")
-        elif isinstance(outcome, Parked) and outcome.reason == _SHUTDOWN_REASON:
+        elif isinstance(outcome, Parked) and outcome.reason == SHUTDOWN:
             return  # left unfinished on purpose: not committed, resent after restart
         else:
             failure = FailedRecord(

@@ -30,15 +30,14 @@ from consumer.derive import (
     derive_return,
     derive_storefront_event,
 )
-from consumer.integrations.merchant import MerchantSettings
 from consumer.kafka import (
     AbortableKafkaError,
     ConsumedMessage,
     KafkaConsumer,
-    RetriableKafkaError,
     TopicPartition,
     TransactionalProducer,
 )
+from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
 from consumer.outbox import EventOperation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
@@ -95,17 +94,15 @@ class DeriveStage:
         self._consumer = KafkaConsumer(
             settings.kafka, group, group_instance_id=f"{instance_id}-derive"
         )
-        self._producer = TransactionalProducer(
-            settings.kafka,
-            transactional_id=f"{group}-{instance_id}",
-        )
+        self._instance = instance_id
+        self._producer = self._new_producer()
         self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
         self._timers = TimerIndex(self._store, self._config, merchants)
         self._checkpoint = Checkpoint(
             self._producer, self._consumer, self._store, self._topics.tracking_state, metrics
         )
         self._last_sweep = 0.0
-        self._restoring: set[TopicPartition] = set()
+        self._abandoned = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,6 +119,7 @@ class DeriveStage:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        clean = False
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
@@ -129,14 +127,25 @@ class DeriveStage:
                 await asyncio.to_thread(self._turn, messages)
                 self._health.beat("derive")
                 self._metrics.consume_loop_last_turn.labels("derive").set_to_current_time()
+            clean = True
         finally:
-            await asyncio.to_thread(self._close)
+            await asyncio.to_thread(self._close, clean)
 
-    def _close(self) -> None:
-        try:
-            self._checkpoint.commit()
-        except AbortableKafkaError:
-            self._checkpoint.abort()
+    def _new_producer(self) -> TransactionalProducer:
+        group = f"{self._settings.kafka.group_id}-derive"
+        return TransactionalProducer(
+            self._settings.kafka, transactional_id=f"{group}-{self._instance}"
+        )
+
+    def _close(self, clean: bool) -> None:
+        # After a failure nothing is committed: the next start resumes from the last commit
+        # (init_transactions with the same transactional id aborts what was left open).
+        self._abandoned = not clean
+        if clean:
+            try:
+                self._checkpoint.commit()
+            except AbortableKafkaError:
+                self._checkpoint.abort()
         self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
         self._producer.close()
 
@@ -154,7 +163,7 @@ class DeriveStage:
                 derive.checkpoint_interval_seconds, derive.checkpoint_max_records
             ):
                 self._checkpoint.commit()
-        except (AbortableKafkaError, RetriableKafkaError) as exc:
+        except AbortableKafkaError as exc:
             log.warning("transaction failed, aborting", extra={"error": str(exc)})
             self._checkpoint.abort()
             self._timers.rebuild()
@@ -273,11 +282,13 @@ class DeriveStage:
         )
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        # Commit what was processed so the next owner starts exactly where we stopped.
-        try:
-            self._checkpoint.commit()
-        except AbortableKafkaError:
-            self._checkpoint.abort()
+        # Commit what was processed so the next owner starts exactly where we stopped
+        # (unless the stage failed: then its open transaction is left to be aborted).
+        if not self._abandoned:
+            try:
+                self._checkpoint.commit()
+            except AbortableKafkaError:
+                self._checkpoint.abort()
         self._checkpoint.forget(partitions)
         self._metrics.partitions_assigned.labels("derive").set(0)
         log.info("partitions revoked", extra={"partitions": len(partitions)})

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from consumer.derive import Derivation, DeriveConfig, due_timers, next_timer_at
-from consumer.integrations.merchant import MerchantSettings
+from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
 from consumer.state.store import StateStore
 

@@ -1,0 +1,439 @@
+"""``klaviyo-consumer preview``: what Klaviyo would receive for some input records.
+
+For upstream teams checking their data: it reads records, derives them exactly as the service
+does (same decoder, same derivation, same request builder), and prints the Klaviyo request
+bodies per merchant as JSON, each checked against the vendored Klaviyo contract, together with
+every skip and dead-letter reason. Nothing is sent anywhere.
+
+Inputs, in the order given (order records build tracking state across inputs):
+
+- a JSON file: an array of records (or one record) as in ``schemas/examples/``; the subject is
+  ``--subject`` or inferred from the file name (``orders.json``, ``returns-2.json``, ...).
+  Each record is encoded with the subject's newest schema and decoded again, so a record that
+  does not fit the contract fails here as it would on the topic;
+- a binary file: one Avro value with its framing (single-object encoding, or Confluent framing
+  when ``schema_registry.url`` is configured), e.g. a value saved from the topic;
+- ``--topic TOPIC``: the values on a topic now, from the beginning of every partition up to
+  its end when the command starts (or ``--max-records``), read-committed, without joining a
+  group or committing anything.
+
+Every merchant in the input gets a demo integration: order tracking and marketing enabled,
+list ids and tracking page template from the flags. After the records, stall timers due at
+``--now`` are swept, so ``stalled_in_transit`` shows too. Exit status 1 when any record is
+dead-lettered or any request breaks the contract, 2 when an input cannot be read, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from consumer.decode import (
+    DecodeError,
+    RecordDecoder,
+    SchemaCatalog,
+    SchemaRegistryUnavailable,
+    encode_single_object,
+)
+from consumer.decode.json_records import record_from_json
+from consumer.decode.registry import SchemaRegistryClient
+from consumer.deliver.request_builder import (
+    EVENTS_PATH,
+    SUBSCRIPTIONS_PATH,
+    build_event_bulk_request,
+    build_subscription_request,
+    event_key,
+    subscription_group,
+)
+from consumer.derive import (
+    Derivation,
+    DeriveConfig,
+    derive_order,
+    derive_return,
+    derive_storefront_event,
+    due_timers,
+)
+from consumer.kafka import (
+    OFFSET_BEGINNING,
+    KafkaConsumer,
+    KafkaError,
+    TopicPartition,
+    TopicPartitionOffset,
+    partition_count,
+)
+from consumer.klaviyo.contract import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES, validate_request
+from consumer.merchant import MerchantSettings
+from consumer.outbox.operations import EventOperation, Operation, SubscriptionOperation
+from consumer.settings import Settings, load_settings
+from consumer.state.shipments import OrderState
+
+__all__ = ["Preview", "infer_subject", "register"]
+
+SUBJECTS = ("returns", "orders", "storefront-events")
+BATCH_LIMIT = 1_000  # events per bulk request and profiles per subscription request
+DEMO_MERCHANT = MerchantSettings(
+    merchant_id="",
+    api_key=SecretStr("preview-has-no-key"),
+    enabled=True,
+    order_tracking_enabled=True,
+    marketing_enabled=True,
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``preview`` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "preview",
+        help="Print the Klaviyo requests that input records would produce (sends nothing).",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="JSON or Avro file.")
+    parser.add_argument("--subject", choices=SUBJECTS, help="Subject of every FILE and TOPIC.")
+    parser.add_argument(
+        "--topic", action="append", default=[], help="Also read this Kafka topic (repeatable)."
+    )
+    parser.add_argument(
+        "--max-records", type=int, default=10_000, help="Read at most this many per topic."
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="Stop reading a topic after this many seconds."
+    )
+    parser.add_argument("--email-list-id", help="Demo merchant's email list id.")
+    parser.add_argument("--sms-list-id", help="Demo merchant's SMS list id.")
+    parser.add_argument(
+        "--tracking-page-url-template",
+        help="TrackingPageLink template ({order_name}, {order_id}, {shipment_id}, "
+        "{tracking_number}).",
+    )
+    parser.add_argument("--default-country", default="US", help="Region for national phones.")
+    parser.add_argument("--default-currency", default="USD", help="Currency when none is given.")
+    parser.add_argument(
+        "--now", type=_aware, help="Derive as of this ISO time (default: the current time)."
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def infer_subject(path: Path) -> str | None:
+    """The subject a file name names (``orders.json``, ``orders-old.json``), or None."""
+    stem = path.name.split(".")[0]
+    for subject in sorted(SUBJECTS, key=len, reverse=True):
+        if stem == subject or stem.startswith((f"{subject}-", f"{subject}_")):
+            return subject
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One record to derive, or why it could not be read. ``source`` is ``file[index]``."""
+
+    source: str
+    subject: str
+    record: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class _Reader:
+    """Turns files and topics into decoded records, through the service's own decoder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._catalog = SchemaCatalog()
+        self._settings = settings
+        self._decoders: dict[str, RecordDecoder] = {}
+
+    def _decoder(self, subject: str) -> RecordDecoder:
+        if subject not in self._decoders:
+            limit = self._settings.derive.max_record_bytes
+            self._decoders[subject] = RecordDecoder(self._catalog, subject, limit)
+        return self._decoders[subject]
+
+    def _decode(self, subject: str, payload: bytes | None) -> dict[str, Any]:
+        decoder = self._decoder(subject)
+        unknown = decoder.unknown_schema_ids([payload])
+        if unknown:
+            registry = self._settings.schema_registry
+            client = SchemaRegistryClient(registry) if registry.url else None
+            for schema_id in unknown:
+                schema = asyncio.run(client.fetch(schema_id)) if client else None
+                decoder.learn_schema(schema_id, schema)
+        return decoder.decode(payload)
+
+    def read(self, path: Path, subject: str) -> Iterator[Input]:
+        """The records of one JSON or binary file (see the module docstring).
+
+        Raises:
+            OSError: the file cannot be read.
+            orjson.JSONDecodeError: the file looks like JSON but is not.
+        """
+        data = path.read_bytes()
+        if data.lstrip()[:1] not in (b"[", b"{"):
+            try:
+                yield Input(str(path), subject, record=self._decode(subject, data))
+            except DecodeError as exc:
+                yield Input(str(path), subject, error=f"{exc.reason}: {exc}")
+            return
+        values = orjson.loads(data)
+        schema = self._catalog.latest(subject).schema
+        for index, value in enumerate(values if isinstance(values, list) else [values]):
+            source = f"{path}[{index}]"
+            try:
+                payload = encode_single_object(schema, record_from_json(schema, value))
+                yield Input(source, subject, record=self._decode(subject, payload))
+            except (KeyError, TypeError, ValueError) as exc:
+                # fastavro and record_from_json report a record that does not fit the schema
+                # with these; the message names the field.
+                yield Input(source, subject, error=f"does not fit the {subject} schema: {exc!r}")
+            except DecodeError as exc:
+                yield Input(source, subject, error=f"{exc.reason}: {exc}")
+
+    def read_topic(
+        self, topic: str, subject: str, max_records: int, timeout: float
+    ) -> Iterator[Input]:
+        """The committed values of ``topic`` up to its current end, partition by partition order.
+
+        Raises:
+            KafkaError: the broker cannot be reached or the topic does not exist.
+        """
+        kafka = self._settings.kafka
+        ends: dict[int, int] = {}
+        # assign() without commits: the group id is only a name, no group is joined.
+        with KafkaConsumer(kafka, f"{kafka.group_id}-preview") as consumer:
+            for number in range(partition_count(kafka, topic)):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, number))
+                if high > low:
+                    ends[number] = high
+            consumer.assign([TopicPartitionOffset(topic, p, OFFSET_BEGINNING) for p in ends])
+            deadline, read = time.monotonic() + timeout, 0
+            while ends and read < max_records and time.monotonic() < deadline:
+                for message in consumer.consume(min(500, max_records - read), timeout=0.5):
+                    if message.offset >= ends.get(message.partition, -1):
+                        continue  # produced after the command started
+                    read += 1
+                    source = f"{topic}[{message.partition}@{message.offset}]"
+                    try:
+                        yield Input(source, subject, record=self._decode(subject, message.value))
+                    except DecodeError as exc:
+                        yield Input(source, subject, error=f"{exc.reason}: {exc}")
+                # Transaction markers sit below the end offset without being records: the
+                # position, not the last record read, says when a partition is done.
+                for position in consumer.position([TopicPartition(topic, p) for p in ends]):
+                    if position.offset >= ends[position.partition]:
+                        del ends[position.partition]
+        if ends:
+            print(
+                f"klaviyo-consumer preview: {topic}: stopped at --max-records or --timeout "
+                f"before the end of partitions {sorted(ends)}",
+                file=sys.stderr,
+            )
+
+
+@dataclass
+class Preview:
+    """Derives records for demo merchants and collects what would go to Klaviyo."""
+
+    demo: MerchantSettings
+    now: datetime
+    config: DeriveConfig
+    states: dict[str, OrderState] = field(default_factory=dict)
+    operations: dict[str, list[Operation]] = field(default_factory=dict)
+    skips: list[dict[str, str | None]] = field(default_factory=list)
+    dead_letters: list[dict[str, str]] = field(default_factory=list)
+
+    def merchant(self, record: dict[str, Any]) -> MerchantSettings:
+        """The demo integration, for the record's merchant."""
+        return replace(self.demo, merchant_id=str(record.get("merchant_id") or ""))
+
+    def add(self, item: Input) -> None:
+        """Derive one input and collect its outcome."""
+        if item.record is None:
+            self.dead_letters.append(
+                {"source": item.source, "reason": "unreadable", "message": item.error or ""}
+            )
+            return
+        record, merchant = item.record, self.merchant(item.record)
+        if item.subject == "returns":
+            result = derive_return(record, merchant, self.now, self.config)
+        elif item.subject == "storefront-events":
+            result = derive_storefront_event(record, merchant, self.now, self.config)
+        else:
+            order_id = str(record.get("order_id"))
+            result = derive_order(
+                record, merchant, self.states.get(order_id), self.now, self.config
+            )
+            if result.state is not None:
+                self.states[order_id] = result.state
+        self._collect(item.source, result)
+
+    def sweep_timers(self) -> None:
+        """Send the stall events due at ``now`` for every order seen."""
+        for order_id, state in sorted(self.states.items()):
+            merchant = replace(self.demo, merchant_id=state.merchant_id)
+            result = due_timers(order_id, state, merchant, self.now, self.config)
+            if result.state is not None:
+                self.states[order_id] = result.state
+            self._collect(f"timer:{order_id}", result)
+
+    def _collect(self, source: str, result: Derivation) -> None:
+        for op in result.operations:
+            self.operations.setdefault(op.merchant_id, []).append(op)
+        for skip in result.skips:
+            self.skips.append(
+                {"source": source, "reason": skip.reason.value, "detail": skip.detail}
+            )
+        if result.dead_letter is not None:
+            self.dead_letters.append(
+                {
+                    "source": source,
+                    "reason": result.dead_letter.code.value,
+                    "message": result.dead_letter.message,
+                }
+            )
+
+    def requests(self) -> dict[str, list[dict[str, Any]]]:
+        """Per merchant, the Klaviyo requests with their contract violations (empty = valid)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for merchant_id, ops in sorted(self.operations.items()):
+            out[merchant_id] = [
+                {
+                    "operation_id": operation_id,
+                    "method": "POST",
+                    "path": path,
+                    "body": body,
+                    "violations": [
+                        {"pointer": v.pointer, "rule": v.rule, "message": v.message}
+                        for v in validate_request(operation_id, body, now=self.now)
+                    ],
+                }
+                for operation_id, path, body in _bodies(ops)
+            ]
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """The whole preview as JSON-able data."""
+        requests = self.requests()
+        ops = [op for merchant_ops in self.operations.values() for op in merchant_ops]
+        return {
+            "now": self.now.isoformat(),
+            "requests": requests,
+            "skips": self.skips,
+            "dead_letters": self.dead_letters,
+            "counts": {
+                "events": sum(isinstance(op, EventOperation) for op in ops),
+                "subscriptions": sum(isinstance(op, SubscriptionOperation) for op in ops),
+                "skips": dict(Counter(s["reason"] or "" for s in self.skips)),
+                "dead_letters": len(self.dead_letters),
+                "violations": sum(len(r["violations"]) for rs in requests.values() for r in rs),
+            },
+        }
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), BATCH_LIMIT):
+        yield items[start : start + BATCH_LIMIT]
+
+
+def _bodies(ops: Sequence[Operation]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    events: dict[tuple[str, str, str], EventOperation] = {}
+    for op in ops:
+        if isinstance(op, EventOperation):
+            # Klaviyo fails a whole request that repeats (profile, metric, unique_id); it
+            # would record such a repeat once anyway, so keep the first.
+            events.setdefault(event_key(op), op)
+    for chunk in _chunks(list(events.values())):
+        yield BULK_CREATE_EVENTS, EVENTS_PATH, build_event_bulk_request(chunk)
+    groups: dict[Any, list[SubscriptionOperation]] = {}
+    for op in ops:
+        if isinstance(op, SubscriptionOperation):
+            groups.setdefault(subscription_group(op), []).append(op)
+    for group in groups.values():
+        for chunk in _chunks(group):
+            yield BULK_SUBSCRIBE_PROFILES, SUBSCRIPTIONS_PATH, build_subscription_request(chunk)
+
+
+def _topic_subject(settings: Settings, topic: str, given: str | None) -> str | None:
+    if given:
+        return given
+    names = {
+        settings.topics.returns: "returns",
+        settings.topics.orders: "orders",
+        settings.topics.storefront_events: "storefront-events",
+    }
+    return names.get(topic) or infer_subject(Path(topic))
+
+
+def _inputs(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[list[tuple[str, str, Path | None]], list[str]]:
+    """(name, subject, path or None for a topic) per input, and the names without a subject."""
+    inputs: list[tuple[str, str, Path | None]] = []
+    unknown: list[str] = []
+    for path in args.files:
+        subject = args.subject or infer_subject(path)
+        if subject is None:
+            unknown.append(str(path))
+        else:
+            inputs.append((str(path), subject, path))
+    for topic in args.topic:
+        subject = _topic_subject(settings, topic, args.subject)
+        if subject is None:
+            unknown.append(topic)
+        else:
+            inputs.append((topic, subject, None))
+    return inputs, unknown
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    inputs, unknown = _inputs(args, settings)
+    if unknown or not inputs:
+        print(
+            f"klaviyo-consumer preview: cannot tell the subject of {', '.join(unknown)}; "
+            f"pass --subject ({', '.join(SUBJECTS)})"
+            if unknown
+            else "klaviyo-consumer preview: give at least one FILE or --topic",
+            file=sys.stderr,
+        )
+        return 2
+    demo = replace(
+        DEMO_MERCHANT,
+        email_list_id=args.email_list_id,
+        sms_list_id=args.sms_list_id,
+        tracking_page_url_template=args.tracking_page_url_template,
+        default_country=args.default_country,
+        default_currency=args.default_currency,
+    )
+    now = args.now or datetime.now(UTC)
+    preview = Preview(demo, now, DeriveConfig.from_settings(settings.derive))
+    reader = _Reader(settings)
+    for name, subject, path in inputs:
+        try:
+            if path is None:
+                items = list(reader.read_topic(name, subject, args.max_records, args.timeout))
+            else:
+                items = list(reader.read(path, subject))
+        except (OSError, orjson.JSONDecodeError, KafkaError, SchemaRegistryUnavailable) as exc:
+            print(f"klaviyo-consumer preview: cannot read {name}: {exc}", file=sys.stderr)
+            return 2
+        for item in items:
+            preview.add(item)
+    preview.sweep_timers()
+    report = preview.report()
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    counts = report["counts"]
+    return 1 if counts["dead_letters"] or counts["violations"] else 0

@@ -1,0 +1,238 @@
+"""Per merchant and endpoint queues of operations, cut into Klaviyo-sized batches.
+
+A batch is cut when it is full (``batch_max_events`` events, or 1,000 subscription profiles),
+when its serialized body would pass ``batch_max_bytes``, or when its oldest operation has
+waited ``linger_seconds``. The sender cuts a batch only when the rate limiter lets it send, so
+a throttled merchant's queue keeps filling and its next requests go out full.
+
+Repeated keys. Klaviyo fails a whole bulk request that holds two events with the same
+(profile, metric, unique_id). An operation whose key matches one still queued or in flight is
+therefore not queued again: it is *coalesced* into that one and gets the same final outcome.
+That is right because ``unique_id`` is built from stable facts only: an equal key is the
+same fact, which Klaviyo would record once anyway. Holding the repeat back for the next batch
+would instead re-send a known duplicate, costing rate-limit budget, and by the bulk endpoint's
+wording ("if a unique_id is repeated ... the request will fail") it might fail the next
+request. A repeat arriving after the first one finished is sent normally (at-least-once;
+Klaviyo deduplicates). Subscriptions coalesce the same way on (list, profile, channel).
+
+Nothing here does I/O or reads a clock: callers pass ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from consumer.deliver.errors import OperationTooLarge
+from consumer.deliver.request_builder import (
+    BuiltRequest,
+    SubscriptionGroup,
+    build_event_batch,
+    build_event_bulk_request,
+    build_subscription_batch,
+    build_subscription_request,
+    event_key,
+    event_resource,
+    profile_entry_overhead,
+    subscription_group,
+    subscription_key,
+)
+from consumer.klaviyo.contract import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES
+from consumer.klaviyo.limits import MAX_PROFILES_PER_SUBSCRIPTION_REQUEST
+from consumer.outbox.operations import EventOperation, Operation, SubscriptionOperation
+from consumer.settings import DeliverySettings
+
+__all__ = ["Batch", "Batcher", "Lane", "Pending", "endpoint_of"]
+
+Lane = tuple[str, str]
+"""(merchant id, endpoint operation id): the unit of queuing, pacing and parking."""
+
+_EVENTS_ENVELOPE = len(orjson.dumps(build_event_bulk_request([])))
+
+
+def endpoint_of(operation: Operation) -> str:
+    """The Klaviyo operation id that delivers ``operation``."""
+    return BULK_CREATE_EVENTS if isinstance(operation, EventOperation) else BULK_SUBSCRIBE_PROFILES
+
+
+@dataclass(eq=False, slots=True)
+class Pending:
+    """One queued or in-flight operation, plus the tokens of repeats coalesced into it."""
+
+    operation: Operation
+    token: Hashable
+    key: Hashable
+    size: int  # serialized bytes of its own part of a body, separator included
+    entry_size: int  # bytes its profile adds when first seen in a batch (events only)
+    group: SubscriptionGroup | None
+    enqueued_at: float
+    followers: list[tuple[Hashable, Operation]] = field(default_factory=list)
+    done: bool = False  # has its final outcome
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """Operations of one lane that go out in one request (and its retries)."""
+
+    lane: Lane
+    items: list[Pending]
+
+    def build(self) -> BuiltRequest:
+        """The request body and layout (indexes refer to ``items``)."""
+        if self.lane[1] == BULK_CREATE_EVENTS:
+            events = [i.operation for i in self.items if isinstance(i.operation, EventOperation)]
+            return build_event_batch(events)
+        subscriptions = [
+            i.operation for i in self.items if isinstance(i.operation, SubscriptionOperation)
+        ]
+        return build_subscription_batch(subscriptions)
+
+    @property
+    def events(self) -> int:
+        """How many operations (events or subscriptions) the batch carries."""
+        return len(self.items)
+
+
+@dataclass(slots=True)
+class _Queue:
+    items: deque[Pending] = field(default_factory=deque)
+    bytes: int = 0  # upper bound of the queued items' serialized size
+
+
+class Batcher:
+    """Queues per lane; cuts batches within Klaviyo's limits; coalesces repeated keys."""
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._max_events = settings.batch_max_events
+        self._max_profiles = MAX_PROFILES_PER_SUBSCRIPTION_REQUEST
+        self._max_bytes = settings.batch_max_bytes
+        self._linger = settings.linger_seconds
+        self._queues: dict[Lane, _Queue] = {}
+        self._keys: dict[tuple[str, Hashable], Pending] = {}
+
+    def add(self, operation: Operation, token: Hashable, now: float) -> tuple[Pending, bool]:
+        """Queue ``operation``; returns its ``Pending`` and whether it was coalesced.
+
+        A coalesced operation was not queued: its token rides on the returned ``Pending``.
+
+        Raises:
+            OperationTooLarge: the operation alone cannot fit in a request.
+        """
+        key = self._key(operation)
+        existing = self._keys.get((operation.merchant_id, key))
+        if existing is not None:
+            existing.followers.append((token, operation))
+            return existing, True
+        pending = self._pending(operation, token, key, now)
+        lane = (operation.merchant_id, endpoint_of(operation))
+        queue = self._queues.setdefault(lane, _Queue())
+        queue.items.append(pending)
+        queue.bytes += pending.size + pending.entry_size
+        self._keys[(operation.merchant_id, key)] = pending
+        return pending, False
+
+    @staticmethod
+    def _key(operation: Operation) -> Hashable:
+        if isinstance(operation, EventOperation):
+            return event_key(operation)
+        return subscription_key(operation)
+
+    def _pending(self, operation: Operation, token: Hashable, key: Hashable, now: float) -> Pending:
+        if isinstance(operation, EventOperation):
+            size = len(orjson.dumps(event_resource(operation))) + 1
+            entry = profile_entry_overhead(operation.profile)
+            envelope, group = _EVENTS_ENVELOPE, None
+        else:
+            # The envelope (list, source) is per request; only the profile part is per item.
+            body = build_subscription_request([operation])
+            single = len(orjson.dumps(body))
+            body["data"]["attributes"]["profiles"]["data"] = []
+            envelope = len(orjson.dumps(body))
+            size, entry, group = single - envelope + 1, 0, subscription_group(operation)
+        if envelope + size + entry > self._max_bytes:
+            raise OperationTooLarge(
+                f"operation needs {envelope + size + entry} bytes; a request allows "
+                f"{self._max_bytes}"
+            )
+        return Pending(operation, token, key, size, entry, group, now)
+
+    def release(self, pending: Pending) -> None:
+        """Forget ``pending``'s key once it has its final outcome (repeats are sent again)."""
+        key = (pending.operation.merchant_id, pending.key)
+        if self._keys.get(key) is pending:
+            del self._keys[key]
+
+    def queued(self, lane: Lane) -> int:
+        """How many operations wait in ``lane``."""
+        queue = self._queues.get(lane)
+        return 0 if queue is None else len(queue.items)
+
+    def due_in(self, lane: Lane, now: float, *, flushing: bool = False) -> float | None:
+        """Seconds until ``lane`` has a batch to send (0.0 = now), None when it is empty."""
+        queue = self._queues.get(lane)
+        if queue is None or not queue.items:
+            return None
+        limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
+        if flushing or len(queue.items) >= limit or queue.bytes >= self._max_bytes:
+            return 0.0
+        return max(0.0, queue.items[0].enqueued_at + self._linger - now)
+
+    def cut(self, lane: Lane) -> Batch | None:
+        """Take the next batch of ``lane`` (oldest first, within limits), or None if empty."""
+        queue = self._queues.get(lane)
+        if queue is None or not queue.items:
+            return None
+        if lane[1] == BULK_CREATE_EVENTS:
+            taken = self._take_events(queue)
+        else:
+            taken = self._take_subscriptions(queue)
+        queue.bytes -= sum(p.size + p.entry_size for p in taken)
+        if not queue.items:
+            del self._queues[lane]
+        return Batch(lane, taken)
+
+    def _take_events(self, queue: _Queue) -> list[Pending]:
+        taken: list[Pending] = []
+        profiles: set[object] = set()
+        size = _EVENTS_ENVELOPE
+        while queue.items and len(taken) < self._max_events:
+            head = queue.items[0]
+            profile = head.operation.profile
+            extra = head.size + (0 if profile in profiles else head.entry_size)
+            if taken and size + extra > self._max_bytes:
+                break
+            size += extra
+            profiles.add(profile)
+            taken.append(queue.items.popleft())
+        return taken
+
+    def _take_subscriptions(self, queue: _Queue) -> list[Pending]:
+        # One request serves one (list, source, import flag) group: take the head's group in
+        # order and leave the others queued, in order, for later batches.
+        group = queue.items[0].group
+        taken: list[Pending] = []
+        kept: deque[Pending] = deque()
+        size = 0
+        for item in queue.items:
+            fits = len(taken) < self._max_profiles and (
+                not taken or size + item.size <= self._max_bytes
+            )
+            if item.group == group and fits:
+                taken.append(item)
+                size += item.size
+            else:
+                kept.append(item)
+        queue.items = kept
+        return taken
+
+    def drain(self, lane: Lane) -> list[Pending]:
+        """Remove and return everything queued in ``lane`` (to park it)."""
+        queue = self._queues.pop(lane, None)
+        return [] if queue is None else list(queue.items)
+
+    def lanes(self) -> Iterator[Lane]:
+        """Lanes with queued operations."""
+        return iter(list(self._queues))

@@ -1,0 +1,450 @@
+"""The delivery sink: operations in, one final outcome per operation out.
+
+The runtime drives it like this::
+
+    sink = Sink(settings.delivery, KlaviyoClient(settings.klaviyo), lookup, on_outcome)
+    sink.submit(operation, (partition, offset))    # never blocks; outcome comes later
+    ...
+    await sink.close(deadline)                      # at shutdown: finish or park, then stop
+
+``on_outcome`` receives exactly one ``Accepted``, ``DeadLettered`` or ``Parked`` per submitted
+token, from the sink's own tasks (or synchronously from ``submit`` when the operation is
+parked or dead-lettered on arrival). Back-pressure is the runtime's: it counts unfinished
+offsets (``OffsetTracker.in_flight``) and pauses partitions.
+
+Each (merchant, endpoint) lane has one background task, started on demand and ended when the
+lane is empty. A lane sends one request at a time: it waits for a batch to fill or linger out,
+waits for the rate limiter, cuts the batch, sends it and acts on the classified answer
+(retry, split, dead-letter the named operations, park). Lanes never wait on each other, so
+one merchant's trouble stalls no one else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from consumer.deliver.batcher import Batch, Batcher, Lane, Pending, endpoint_of
+from consumer.deliver.errors import (
+    DeliveryError,
+    InvalidOperations,
+    KlaviyoUnavailable,
+    MerchantDisabled,
+    MerchantNotIntegrated,
+    MerchantUnavailable,
+    OperationTooLarge,
+    SinkClosed,
+    Throttled,
+    UnattributedRejection,
+)
+from consumer.deliver.http_client import KlaviyoClient
+from consumer.deliver.outcomes import (
+    SHUTDOWN,
+    Accepted,
+    DeadLettered,
+    DeliveryStats,
+    Outcome,
+    Parked,
+)
+from consumer.deliver.parking import ParkRegistry, key_fingerprint
+from consumer.deliver.rate_limiter import RateLimiter, limits_from_settings
+from consumer.deliver.request_builder import (
+    EVENTS_PATH,
+    SUBSCRIPTIONS_PATH,
+    BuiltRequest,
+    serialize,
+)
+from consumer.deliver.responses import classify, rate_limit_headers
+from consumer.deliver.retry import RetryBudget, RetryPolicy
+from consumer.klaviyo.contract import BULK_CREATE_EVENTS
+from consumer.merchant import MerchantSettings
+from consumer.outbox.operations import Operation
+from consumer.settings import DeliverySettings
+
+__all__ = ["MerchantLookup", "OutcomeCallback", "Sink"]
+
+logger = logging.getLogger(__name__)
+
+MerchantLookup = Callable[[str], MerchantSettings | None]
+OutcomeCallback = Callable[[Outcome], None]
+
+PRUNE_INTERVAL_SECONDS = 60.0  # forget idle merchants' rate-limit logs this often
+INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(eq=False)
+class _LaneTask:
+    wakeup: asyncio.Event
+    work: deque[list[Pending]]  # the batch in hand (and its splits), until resolved
+    task: asyncio.Task[None] | None = None
+
+
+class Sink:
+    """Delivers operations to Klaviyo per merchant, reporting one outcome per operation.
+
+    Args:
+        settings: batching, retry budget and rate limits.
+        client: the HTTP client (closed by ``close``).
+        lookup: merchant id → settings (None = not integrated); read at submit and at send,
+            so key changes apply live.
+        on_outcome: called once per submitted token with its final outcome.
+        retry: backoff shape for transient failures.
+        park_cooldown_seconds: how long a parked merchant's new operations are parked at
+            once before it is tried again.
+        limiter: rate limiter override (tests); default from ``settings``.
+    """
+
+    def __init__(
+        self,
+        settings: DeliverySettings,
+        client: KlaviyoClient,
+        lookup: MerchantLookup,
+        on_outcome: OutcomeCallback,
+        *,
+        retry: RetryPolicy | None = None,
+        park_cooldown_seconds: float = 60.0,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._lookup = lookup
+        self._on_outcome = on_outcome
+        self._retry = retry or RetryPolicy()
+        self._limiter = limiter or RateLimiter(limits_from_settings(settings))
+        self._parks = ParkRegistry(park_cooldown_seconds)
+        self._batcher = Batcher(settings)
+        self._lanes: dict[Lane, _LaneTask] = {}
+        self._rng = random.Random()  # noqa: S311 -- backoff jitter, not security
+        self._outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flushing = 0
+        self._closed = False
+        self._pruned_at = time.monotonic()
+        self.stats = DeliveryStats()
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Submitted tokens still without an outcome."""
+        return self._outstanding
+
+    def parks(self) -> list[tuple[str, str | None, str, float]]:
+        """Active parks as (merchant, endpoint or None, reason, seconds left): for debug."""
+        now = time.monotonic()
+        return [(p.merchant_id, p.endpoint, p.reason, p.until - now) for p in self._parks.parks()]
+
+    def submit(self, operation: Operation, token: Hashable) -> None:
+        """Take ``operation`` (identified by ``token``); its outcome is reported later.
+
+        Raises:
+            SinkClosed: the sink is closing or closed.
+        """
+        if self._closed:
+            raise SinkClosed("submit after close")
+        self._outstanding += 1
+        self._idle.clear()
+        self.stats.submitted += 1
+        lane: Lane = (operation.merchant_id, endpoint_of(operation))
+        merchant = _usable(operation.merchant_id, self._lookup(operation.merchant_id))
+        if isinstance(merchant, DeliveryError):
+            self._report(Parked(token, operation, merchant.reason))
+            return
+        park = self._parks.active(*lane, fingerprint=lambda: key_fingerprint(merchant.api_key))
+        if park is not None:
+            self._report(Parked(token, operation, park.reason, park.detail))
+            return
+        try:
+            _, coalesced = self._batcher.add(operation, token, time.monotonic())
+        except OperationTooLarge as exc:
+            self._report(DeadLettered(token, operation, exc.reason, str(exc)))
+            return
+        if coalesced:
+            self.stats.coalesced += 1
+            return
+        self._ensure_lane(lane)
+        if self._batcher.due_in(lane, time.monotonic()) == 0.0:
+            self._lanes[lane].wakeup.set()
+
+    async def flush(self, deadline: float | None = None) -> bool:
+        """Send everything queued now (no linger) and wait for every outcome.
+
+        ``deadline`` is on ``time.monotonic()``; returns False if it passed first.
+        """
+        self._flushing += 1
+        try:
+            for lane in self._lanes.values():
+                lane.wakeup.set()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            self._flushing -= 1
+
+    async def close(self, deadline: float) -> None:
+        """Stop taking operations, finish what is queued until ``deadline``, park the rest.
+
+        After it returns every submitted token has its outcome, the lane tasks are gone and
+        the HTTP client is closed. ``deadline`` is on ``time.monotonic()``.
+        """
+        self._closed = True
+        await self.flush(deadline)
+        # Keep the lane states: a cancelled lane removes itself, but its batch in hand
+        # still needs an outcome.
+        lanes = list(self._lanes.values())
+        for state in lanes:
+            if state.task is not None:
+                state.task.cancel()
+        await asyncio.gather(*(s.task for s in lanes if s.task is not None), return_exceptions=True)
+        for state in lanes:
+            self._park_items(_unresolved(state.work), SHUTDOWN)
+        for lane in list(self._batcher.lanes()):
+            self._park_items(self._batcher.drain(lane), SHUTDOWN)
+        self._lanes.clear()
+        await self._client.close()
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def _report(self, outcome: Outcome) -> None:
+        self.stats.count(outcome)
+        self._outstanding -= 1
+        if self._outstanding == 0:
+            self._idle.set()
+        try:
+            self._on_outcome(outcome)
+        except Exception:  # a boundary: the runtime's callback must not kill a lane
+            self.stats.callback_errors += 1
+            logger.exception("outcome callback failed", extra={"outcome": type(outcome).__name__})
+
+    def _resolve(self, pending: Pending, make: Callable[[Hashable, Operation], Outcome]) -> None:
+        """Report ``pending``'s outcome for its own token and every coalesced repeat."""
+        if pending.done:
+            return
+        pending.done = True
+        self._batcher.release(pending)
+        self._report(make(pending.token, pending.operation))
+        for token, operation in pending.followers:
+            self._report(make(token, operation))
+
+    def _accept(self, items: list[Pending]) -> None:
+        for pending in items:
+            if pending.done:
+                continue
+            pending.done = True
+            self._batcher.release(pending)
+            self._report(Accepted(pending.token, pending.operation))
+            for token, operation in pending.followers:
+                self._report(Accepted(token, operation, duplicate=True))
+
+    def _dead_letter(self, pending: Pending, reason: str, detail: str) -> None:
+        self._resolve(pending, lambda t, o: DeadLettered(t, o, reason, detail))
+
+    def _park_items(self, items: list[Pending], reason: str, detail: str = "") -> None:
+        for pending in items:
+            self._resolve(pending, lambda t, o: Parked(t, o, reason, detail))
+
+    def _park(self, lane: Lane, error: DeliveryError, merchant: MerchantSettings | None) -> None:
+        """Park the lane's merchant (or just the lane) and everything it has queued."""
+        merchant_id, endpoint = lane
+        scope = None if error.parks_merchant else endpoint
+        fingerprint = None
+        if merchant is not None and error.status in (401, 403):
+            fingerprint = key_fingerprint(merchant.api_key)
+        if not isinstance(error, MerchantUnavailable):
+            # Settings are looked up on every submit; only Klaviyo's answers need a memory.
+            self._parks.park(merchant_id, scope, error.reason, error.detail, fingerprint)
+        logger.warning(
+            "klaviyo lane parked",
+            extra={"merchant_id": merchant_id, "endpoint": scope or "*", "reason": error.reason},
+        )
+        for other in list(self._batcher.lanes()):
+            if other[0] == merchant_id and (scope is None or other[1] == scope):
+                self._park_items(self._batcher.drain(other), error.reason, error.detail)
+
+    # -- lanes ---------------------------------------------------------------------------
+
+    def _ensure_lane(self, lane: Lane) -> None:
+        if lane in self._lanes:
+            return
+        state = _LaneTask(wakeup=asyncio.Event(), work=deque())
+        state.task = asyncio.create_task(
+            self._run_lane(lane, state), name=f"klaviyo-lane:{lane[0]}:{lane[1]}"
+        )
+        self._lanes[lane] = state
+
+    async def _run_lane(self, lane: Lane, state: _LaneTask) -> None:
+        """Cut and deliver the lane's batches until it is empty, then end."""
+        try:
+            while True:
+                due = self._batcher.due_in(lane, time.monotonic(), flushing=self._flushing > 0)
+                if due is None:
+                    return
+                if due > 0:
+                    state.wakeup.clear()
+                    await _wait(state.wakeup, due)
+                    continue
+                # Batches are cut only when a request may go out, so a throttled lane keeps
+                # filling its next batch instead of queueing many small ones.
+                delay = self._limiter.delay(*lane)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+                batch = self._batcher.cut(lane)
+                if batch is not None:
+                    await self._deliver(batch, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a boundary: a bug parks this lane, never loses outcomes
+            logger.exception("klaviyo lane failed", extra={"merchant_id": lane[0]})
+            reason = f"{INTERNAL_ERROR}: {type(exc).__name__}"
+            self._park_items(_unresolved(state.work), INTERNAL_ERROR, reason)
+            self._park_items(self._batcher.drain(lane), INTERNAL_ERROR, reason)
+        finally:
+            if self._lanes.get(lane) is state:
+                del self._lanes[lane]
+            now = time.monotonic()
+            if now - self._pruned_at > PRUNE_INTERVAL_SECONDS:
+                self._pruned_at = now
+                self._limiter.prune()
+
+    async def _deliver(self, batch: Batch, state: _LaneTask) -> None:
+        """Send ``batch`` until every operation in it has an outcome."""
+        lane = batch.lane
+        state.work = deque([batch.items])
+        budget = RetryBudget(self._retry, self._settings.retry_budget_seconds, self._rng)
+        while state.work:
+            items = state.work[0]
+            merchant = _usable(lane[0], self._lookup(lane[0]))
+            if isinstance(merchant, DeliveryError):
+                self._park(lane, merchant, None)
+                self._park_items(_unresolved(state.work), merchant.reason)
+                return
+            delay = self._limiter.delay(*lane)
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            error, built = await self._send(Batch(lane, items), merchant)
+            if error is None:
+                state.work.popleft()
+                self._accept(items)
+                budget.succeeded()
+                continue
+            if error.retriable:
+                if isinstance(error, Throttled):
+                    self._limiter.throttled(*lane, error.retry_after)
+                wait = budget.next_wait(error, time.monotonic())
+                if wait is None:
+                    self._park(lane, error, merchant)
+                    self._park_items(_unresolved(state.work), error.reason, error.detail)
+                    return
+                self.stats.retries += 1
+                if not isinstance(error, Throttled):  # the limiter holds throttled lanes
+                    await asyncio.sleep(wait)
+                continue
+            if error.parks_merchant or error.parks_endpoint:
+                self._park(lane, error, merchant)
+                self._park_items(_unresolved(state.work), error.reason, error.detail)
+                return
+            self._isolate(state.work, error, built)
+
+    async def _send(
+        self, batch: Batch, merchant: MerchantSettings
+    ) -> tuple[DeliveryError | None, BuiltRequest]:
+        """One request for ``batch``: build, pace, POST, classify, log. Never raises
+        ``DeliveryError``; returns the classified error (None = accepted) and what was sent."""
+        lane = batch.lane
+        built = batch.build()
+        payload = serialize(built.body)
+        if len(payload) > self._settings.batch_max_bytes and len(batch.items) > 1:
+            # The batcher's size bound is an estimate; the serialized body is the truth.
+            return UnattributedRejection("body over batch_max_bytes"), built
+        path = EVENTS_PATH if lane[1] == BULK_CREATE_EVENTS else SUBSCRIPTIONS_PATH
+        self._limiter.record_send(*lane)
+        self.stats.requests[lane[1]] += 1
+        self.stats.request_bytes += len(payload)
+        started = time.monotonic()
+        status = 0
+        try:
+            response = await self._client.post(path, merchant.api_key, payload)
+        except KlaviyoUnavailable as exc:
+            error: DeliveryError | None = exc
+        else:
+            status = response.status
+            error = classify(response.status, response.headers, response.body)
+            if not isinstance(error, Throttled):
+                self._limiter.observe(*lane, rate_limit_headers(response.headers))
+        self.stats.responses[str(status)] += 1
+        logger.info(
+            "klaviyo request",
+            extra={
+                "merchant_id": lane[0],
+                "endpoint": lane[1],
+                "status": status,
+                "events": len(batch.items),
+                "bytes": len(payload),
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "error": None if error is None else error.reason,
+            },
+        )
+        return error, built
+
+    def _isolate(
+        self, work: deque[list[Pending]], error: DeliveryError, built: BuiltRequest
+    ) -> None:
+        """Dead-letter what Klaviyo named, or split to find it; the rest is sent again."""
+        items = work.popleft()
+        named: dict[int, str] = {}
+        if isinstance(error, InvalidOperations):
+            for pointer, detail in error.details.items():
+                for index in built.positions(pointer):
+                    text = f"{detail} (at {pointer})"
+                    named[index] = f"{named[index]}; {text}" if index in named else text
+        if named:
+            for index, detail in named.items():
+                self._dead_letter(items[index], error.reason, detail)
+            rest = [p for i, p in enumerate(items) if i not in named]
+            if rest:
+                work.appendleft(rest)
+            return
+        if len(items) == 1:
+            self._dead_letter(items[0], error.reason, error.detail or str(error))
+            return
+        self.stats.splits += 1
+        half = len(items) // 2
+        work.appendleft(items[half:])
+        work.appendleft(items[:half])
+
+
+def _usable(
+    merchant_id: str, merchant: MerchantSettings | None
+) -> MerchantSettings | DeliveryError:
+    """The merchant's settings if they allow sending, else why not."""
+    if merchant is None:
+        return MerchantNotIntegrated(f"merchant {merchant_id!r} has no Klaviyo integration")
+    if not merchant.enabled:
+        return MerchantDisabled(f"merchant {merchant_id!r} has its integration disabled")
+    return merchant
+
+
+def _unresolved(work: deque[list[Pending]]) -> list[Pending]:
+    """Operations of a lane's batch in hand that still lack an outcome."""
+    return [pending for items in work for pending in items if not pending.done]
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109 -- linger
+    """Wait for ``event`` or ``timeout`` seconds, whichever comes first."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass

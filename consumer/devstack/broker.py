@@ -1,0 +1,506 @@
+"""A real Apache Kafka 4 broker (KRaft, one combined broker+controller node) on loopback.
+
+Used by the integration tests (one broker per test run) and by ``klaviyo-consumer dev broker``.
+The JVM runs from the jars ``fetch_broker_artifacts`` caches; it is light on memory and tuned
+for fast start-up and single-node transactions. No JVM outlives this Python process: children
+die with it (``consumer.devstack.process``) and an ``atexit`` hook stops the rest cleanly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from consumer.devstack.artifacts import (
+    DEFAULT_KAFKA_VERSION,
+    fetch_broker_artifacts,
+    java_executable,
+)
+from consumer.devstack.errors import BrokerStartError
+from consumer.devstack.process import spawn
+from consumer.kafka import KafkaError, wait_until_ready
+from consumer.settings import KafkaSettings
+
+__all__ = [
+    "SINGLE_NODE_DEFAULTS",
+    "BrokerConfig",
+    "KafkaBroker",
+    "free_port",
+    "new_cluster_id",
+    "render_log4j2_config",
+    "render_server_properties",
+]
+
+logger = logging.getLogger(__name__)
+
+SINGLE_NODE_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        # One node: every internal topic has a single replica.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        # Fast and explicit: no rebalance delay, no topics appearing by accident.
+        "group.initial.rebalance.delay.ms": "0",
+        "group.min.session.timeout.ms": "1000",
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        # Light on a 2-core machine: few threads, a small log-cleaner buffer (default 128 MiB).
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.replica.fetchers": "1",
+        "background.threads": "4",
+        "log.cleaner.threads": "1",
+        "log.cleaner.dedupe.buffer.size": "16777216",
+        "log.cleaner.backoff.ms": "1000",
+        "log.segment.bytes": "67108864",
+        "log.retention.check.interval.ms": "60000",
+        # After a crash the controller fences the dead incarnation only when its session
+        # expires (default 9 s); restarts in crash tests wait for that.
+        "broker.session.timeout.ms": "3000",
+        "broker.heartbeat.interval.ms": "500",
+        # Timed-out transactions of crashed producers are aborted within seconds, not a minute.
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "2000",
+        "transaction.max.timeout.ms": "900000",
+        "delete.topic.enable": "true",
+    }
+)
+
+_JVM_OPTIONS: Final = (
+    "-XX:+UseSerialGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:-UsePerfData",
+    "-Xss512k",
+    "-Djava.awt.headless=true",
+)
+_STOP_TIMEOUT_SECONDS: Final = 30.0
+_PORT_PROBE_SECONDS: Final = 0.1
+
+_DATA_DIR_PREFIX: Final = "klaviyo-consumer-kafka-"
+_OWNER_FILE: Final = "owner.pid"
+
+_LIVE: set[KafkaBroker] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """What decides a broker's files: ports, data directory and property overrides."""
+
+    port: int
+    controller_port: int
+    data_dir: Path
+    host: str = "127.0.0.1"
+    node_id: int = 1
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` of the client listener."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def log_dirs(self) -> Path:
+        """Where the partitions and the KRaft metadata log are stored."""
+        return self.data_dir / "kraft-logs"
+
+    @property
+    def properties_file(self) -> Path:
+        """The rendered ``server.properties``."""
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j2_file(self) -> Path:
+        """The rendered log4j2 configuration."""
+        return self.data_dir / "log4j2.properties"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's own log (log4j2 writes it)."""
+        return self.data_dir / "logs" / "server.log"
+
+    @property
+    def console_file(self) -> Path:
+        """The JVM's stdout and stderr (crashes before logging starts end up here)."""
+        return self.data_dir / "logs" / "console.log"
+
+
+def render_server_properties(config: BrokerConfig) -> str:
+    """The ``server.properties`` of a single combined broker+controller node (pure)."""
+    controller = f"{config.host}:{config.controller_port}"
+    properties: dict[str, str] = {
+        "process.roles": "broker,controller",
+        "node.id": str(config.node_id),
+        "controller.quorum.voters": f"{config.node_id}@{controller}",
+        "listeners": f"PLAINTEXT://{config.bootstrap_servers},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{config.bootstrap_servers}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(config.log_dirs),
+        **SINGLE_NODE_DEFAULTS,
+        **config.overrides,
+    }
+    lines = ["# Rendered by consumer.devstack.broker; rewritten on every start."]
+    lines += [f"{key}={_escape_property(value)}" for key, value in properties.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _escape_property(value: str) -> str:
+    # Java properties treat backslashes as escapes; nothing else we write needs escaping.
+    return value.replace("\\", "\\\\")
+
+
+def render_log4j2_config(log_file: Path) -> str:
+    """A log4j2 configuration writing the broker's log to ``log_file``, quiet by default (pure)."""
+    return "\n".join(
+        [
+            "status = warn",
+            "appender.file.type = File",
+            "appender.file.name = FILE",
+            f"appender.file.fileName = {_escape_property(str(log_file))}",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+            "rootLogger.level = INFO",
+            "rootLogger.appenderRef.file.ref = FILE",
+            # Per-request and per-partition state logs drown the useful lines.
+            "logger.request.name = kafka.request.logger",
+            "logger.request.level = WARN",
+            "logger.state.name = state.change.logger",
+            "logger.state.level = WARN",
+            "logger.cleaner.name = kafka.log.LogCleaner",
+            "logger.cleaner.level = WARN",
+            "",
+        ]
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64 without padding, as Kafka makes.
+
+    Like Kafka, never one starting with ``-``, which command-line parsers take for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+class KafkaBroker:
+    """One local Kafka 4 node (broker and controller) on ``127.0.0.1``.
+
+    Ports are chosen when the object is made (``0`` = a free one), so ``bootstrap_servers``
+    is known before ``start``. ``restart`` keeps ports and data; ``stop`` removes the data
+    directory unless the caller supplied it. Usable as a context manager.
+
+    Args:
+        port: Client (PLAINTEXT) port; 0 picks a free one.
+        controller_port: KRaft controller port; 0 picks a free one.
+        data_dir: Keep data here (kept on ``stop``); default: a new temporary directory.
+        version: Kafka version to run (fetched on first use).
+        heap: JVM max heap (``-Xmx``).
+        overrides: ``server.properties`` entries that replace the defaults.
+        startup_timeout: Seconds to wait for the broker to answer metadata requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        controller_port: int = 0,
+        data_dir: Path | None = None,
+        version: str = DEFAULT_KAFKA_VERSION,
+        heap: str = "512m",
+        overrides: Mapping[str, str] | None = None,
+        startup_timeout: float = 90.0,
+    ) -> None:
+        self._owns_data_dir = data_dir is None
+        if data_dir is None:
+            _sweep_stale_data_dirs()
+            data_dir = Path(tempfile.mkdtemp(prefix=_DATA_DIR_PREFIX))
+            (data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        self.config = BrokerConfig(
+            port=port or free_port(),
+            controller_port=controller_port or free_port(),
+            data_dir=data_dir.resolve(),
+            overrides=dict(overrides or {}),
+        )
+        self.version = version
+        self.heap = heap
+        self.startup_timeout = startup_timeout
+        self.startup_seconds: float | None = None
+        """How long the last ``start`` took, once it returned."""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:PORT`` for clients."""
+        return self.config.bootstrap_servers
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        """Connection settings pointing at this broker."""
+        return KafkaSettings(bootstrap_servers=self.bootstrap_servers)
+
+    @property
+    def pid(self) -> int | None:
+        """The JVM's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the JVM is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log file (inside the data directory)."""
+        return self.config.log_file
+
+    def start(self) -> None:
+        """Format storage if new, start the JVM and wait until the broker answers.
+
+        Raises:
+            BrokerFetchError: the jars could not be obtained.
+            BrokerStartError: a port is taken, the JVM exited, or it did not answer in time.
+        """
+        if self.running:
+            return
+        began = time.monotonic()
+        libs = fetch_broker_artifacts(self.version)
+        for port in (self.config.port, self.config.controller_port):
+            if not _port_is_free(self.config.host, port):
+                raise BrokerStartError(f"port {self.config.host}:{port} is already in use")
+        self._write_config_files()
+        if not (self.config.log_dirs / "meta.properties").is_file():
+            self._format(libs)
+        with self.config.console_file.open("ab") as console:
+            self._process = spawn(
+                [
+                    *self._java(libs, heap=self.heap),
+                    "kafka.Kafka",
+                    str(self.config.properties_file),
+                ],
+                cwd=self.config.data_dir,
+                output=console,
+            )
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._wait_until_ready(began + self.startup_timeout)
+        except BaseException:
+            self._terminate(graceful=False)
+            raise
+        self.startup_seconds = time.monotonic() - began
+        logger.info(
+            "Kafka broker started at %s (pid %d) in %.1f s",
+            self.bootstrap_servers,
+            self.pid,
+            self.startup_seconds,
+        )
+
+    def stop(self, timeout: float = _STOP_TIMEOUT_SECONDS) -> None:
+        """Stop the JVM (SIGTERM, then SIGKILL after ``timeout``) and remove owned data."""
+        self._terminate(graceful=True, timeout=timeout)
+        if self._owns_data_dir:
+            shutil.rmtree(self.config.data_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the JVM (a crash); data is kept, so ``start`` recovers from it."""
+        self._terminate(graceful=False)
+
+    def restart(self, *, crash: bool = False) -> None:
+        """Stop (cleanly, or with SIGKILL if ``crash``) and start again: same ports, same data."""
+        self._terminate(graceful=not crash)
+        self.start()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the JVM to exit; its exit code, or ``None`` if it still runs."""
+        process = self._process
+        if process is None:
+            return None
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the broker log and the JVM console, for error messages."""
+        chunks = []
+        for path in (self.config.log_file, self.config.console_file):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                continue
+            if text.strip():
+                chunks.append(f"--- {path.name}\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(chunks) or "(no broker output)"
+
+    def __enter__(self) -> KafkaBroker:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _java(self, libs: Path, *, heap: str) -> list[str]:
+        return [
+            java_executable(),
+            f"-Xmx{heap}",
+            "-Xms64m",
+            *_JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.config.log4j2_file}",
+            f"-Dkafka.logs.dir={self.config.log_file.parent}",
+            "-cp",
+            f"{libs}/*",
+        ]
+
+    def _write_config_files(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config.properties_file.write_text(
+            render_server_properties(self.config), encoding="utf-8"
+        )
+        self.config.log4j2_file.write_text(
+            render_log4j2_config(self.config.log_file), encoding="utf-8"
+        )
+
+    def _format(self, libs: Path) -> None:
+        argv = [
+            *self._java(libs, heap="256m"),
+            "-XX:TieredStopAtLevel=1",  # a short-lived tool: the JIT's top tier never pays off
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(self.config.properties_file),
+            f"--cluster-id={new_cluster_id()}",
+            "--ignore-formatted",
+        ]
+        with self.config.console_file.open("ab") as console:
+            process = spawn(argv, cwd=self.config.data_dir, output=console)
+        try:
+            code = process.wait(timeout=self.startup_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise BrokerStartError(
+                f"formatting the broker storage timed out\n{self.log_tail()}"
+            ) from None
+        if code != 0:
+            raise BrokerStartError(f"formatting the broker storage failed\n{self.log_tail()}")
+
+    def _wait_until_ready(self, deadline: float) -> None:
+        process = self._process
+        if process is None:
+            raise BrokerStartError("broker process was not started")
+        # First the socket: until it listens, metadata requests only produce connection errors.
+        while True:
+            if time.monotonic() >= deadline:
+                raise BrokerStartError(
+                    f"broker did not listen on {self.bootstrap_servers} in time\n{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection(
+                    (self.config.host, self.config.port), timeout=_PORT_PROBE_SECONDS
+                ):
+                    break
+            except OSError:
+                pass
+            # Waiting on the process doubles as the pause between probes and spots a crash.
+            try:
+                code = process.wait(_PORT_PROBE_SECONDS)
+            except subprocess.TimeoutExpired:
+                continue
+            raise BrokerStartError(f"broker exited with code {code}\n{self.log_tail()}")
+        try:
+            wait_until_ready(self.kafka_settings, timeout=max(deadline - time.monotonic(), 1.0))
+        except KafkaError as exc:
+            raise BrokerStartError(f"broker did not answer: {exc}\n{self.log_tail()}") from exc
+
+    def _terminate(self, *, graceful: bool, timeout: float = _STOP_TIMEOUT_SECONDS) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            if graceful:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning("Kafka broker pid %d ignored SIGTERM; killing it", process.pid)
+            if process.poll() is None:
+                # The whole process group: the JVM is its leader and has no children we
+                # know of, but nothing it may have spawned should survive it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self._process = None
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        logger.info("Kafka broker at %s stopped (pid %d)", self.bootstrap_servers, process.pid)
+
+
+def _sweep_stale_data_dirs() -> None:
+    """Remove temporary data dirs whose owner died without cleaning up (e.g. ``kill -9``)."""
+    for candidate in Path(tempfile.gettempdir()).glob(_DATA_DIR_PREFIX + "*"):
+        try:
+            owner = int((candidate / _OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(candidate, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, owned by another user
+
+
+@atexit.register
+def _stop_live_brokers() -> None:
+    with _LIVE_LOCK:
+        brokers = list(_LIVE)
+    for broker in brokers:
+        broker.stop()

@@ -1,0 +1,241 @@
+"""Producer facades: ``Producer`` (idempotent) and ``TransactionalProducer`` (exactly-once).
+
+Both block: ``flush``, ``init_transactions``, ``send_offsets``, ``commit`` and ``abort`` make
+network round trips and may take up to their ``timeout``. The asyncio runtime calls them
+through ``asyncio.to_thread``, one call at a time per producer. ``produce`` only queues the
+record (it blocks only while the local queue is full).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import confluent_kafka
+
+from consumer.kafka.config import ConfigValue, build_config
+from consumer.kafka.consumer import GroupMetadata
+from consumer.kafka.errors import KafkaError, RetriableKafkaError, wrap
+from consumer.kafka.messages import Header, TopicPartitionOffset, to_confluent
+from consumer.settings import KafkaSettings
+
+__all__ = ["Producer", "TransactionalProducer"]
+
+logger = logging.getLogger(__name__)
+
+_PINNED: Final[Mapping[str, ConfigValue]] = {
+    # No duplicates or reordering from internal retries; required by transactions too.
+    "enable.idempotence": True,
+    "acks": "all",
+}
+_DEFAULTS: Final[Mapping[str, ConfigValue]] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+}
+_QUEUE_FULL_WAIT_SECONDS: Final = 0.1
+
+
+class _BaseProducer:
+    """Delivery tracking shared by both producers."""
+
+    def __init__(self, conf: dict[str, Any], queue_full_timeout: float) -> None:
+        self._producer = confluent_kafka.Producer(conf)
+        self._queue_full_timeout = queue_full_timeout
+        self._lock = threading.Lock()
+        self._failed: list[KafkaError] = []
+
+    def _on_delivery(
+        self, error: confluent_kafka.KafkaError | None, message: confluent_kafka.Message
+    ) -> None:
+        if error is not None:
+            failure = wrap(error, f"delivery to {message.topic()}[{message.partition()}]")
+            with self._lock:
+                self._failed.append(failure)
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Queue one record; ``partition=None`` lets the key choose (murmur2, as Java does).
+
+        Raises:
+            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
+            KafkaError: the record was refused (too large, unknown partition, ...).
+        """
+        deadline = time.monotonic() + self._queue_full_timeout
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    on_delivery=self._on_delivery,
+                    timestamp=timestamp_ms or 0,
+                    headers=list(headers) if headers else None,
+                )
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise RetriableKafkaError(
+                        f"produce to {topic}: local queue full for {self._queue_full_timeout} s"
+                    ) from None
+                # Serving delivery reports is what frees room in the queue.
+                self._producer.poll(_QUEUE_FULL_WAIT_SECONDS)
+                continue
+            except confluent_kafka.KafkaException as exc:
+                raise wrap(exc, f"produce to {topic}") from exc
+            break
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Return once every queued record is delivered.
+
+        Raises:
+            KafkaError: a record failed delivery since the last ``flush`` (the first failure;
+                the count is in the message).
+            RetriableKafkaError: records were still undelivered after ``timeout`` seconds.
+        """
+        remaining = self._producer.flush(timeout)
+        with self._lock:
+            failed, self._failed = self._failed, []
+        if failed:
+            first = failed[0]
+            raise type(first)(
+                f"{first} ({len(failed)} record(s) failed)", code=first.code, name=first.name
+            )
+        if remaining:
+            raise RetriableKafkaError(f"flush: {remaining} record(s) undelivered after {timeout} s")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush what is queued (best effort) and release the client; never raises.
+
+        A client already failed (e.g. fenced) reports that error on close too; it was raised
+        by the call that hit it, so here it is only logged.
+        """
+        try:
+            self._producer.flush(timeout)
+            self._producer.close()
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            logger.info("producer closed with error=%s", exc)
+
+    def __len__(self) -> int:
+        """Records queued or in flight."""
+        return len(self._producer)
+
+
+class Producer(_BaseProducer):
+    """An idempotent producer (``acks=all``): no duplicates from retries, order kept.
+
+    Args:
+        settings: Connection settings.
+        extra: More librdkafka properties; ``enable.idempotence`` and ``acks`` are fixed.
+        queue_full_timeout: How long ``produce`` waits for room in a full local queue.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        extra: Mapping[str, ConfigValue] | None = None,
+        queue_full_timeout: float = 30.0,
+    ) -> None:
+        conf = build_config(settings, defaults=_DEFAULTS, pinned=_PINNED, extra=extra)
+        super().__init__(conf, queue_full_timeout)
+
+
+class TransactionalProducer(_BaseProducer):
+    """A transactional producer: records and consumer offsets commit together, or not at all.
+
+    Usage, per checkpoint: ``begin``, ``produce``..., ``send_offsets``, ``commit`` (which
+    flushes). On an ``abortable`` error call ``abort`` and redo the work; on a ``fatal`` one
+    (e.g. fenced by a newer instance with the same ``transactional_id``) close this producer.
+
+    Args:
+        settings: Connection settings (``transaction_timeout_ms`` is used).
+        transactional_id: Stable id per input partition set / process; a restarted instance
+            with the same id fences the old one and aborts its open transaction.
+        extra: More librdkafka properties.
+        queue_full_timeout: How long ``produce`` waits for room in a full local queue.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        transactional_id: str,
+        *,
+        extra: Mapping[str, ConfigValue] | None = None,
+        queue_full_timeout: float = 30.0,
+    ) -> None:
+        pinned = {**_PINNED, "transactional.id": transactional_id}
+        defaults = {**_DEFAULTS, "transaction.timeout.ms": settings.transaction_timeout_ms}
+        conf = build_config(settings, defaults=defaults, pinned=pinned, extra=extra)
+        super().__init__(conf, queue_full_timeout)
+        self.transactional_id = transactional_id
+
+    def init_transactions(self, timeout: float = 60.0) -> None:
+        """Register the transactional id (fencing older instances); call once, first."""
+        try:
+            self._producer.init_transactions(timeout)
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "init_transactions") from exc
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        try:
+            self._producer.begin_transaction()
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "begin_transaction") from exc
+
+    def send_offsets(
+        self,
+        offsets: Sequence[TopicPartitionOffset],
+        group_metadata: GroupMetadata,
+        timeout: float = 30.0,
+    ) -> None:
+        """Add the consumer's ``offsets`` (next offsets to consume) to this transaction."""
+        if not offsets:
+            return
+        try:
+            self._producer.send_offsets_to_transaction(
+                to_confluent(offsets), group_metadata.handle, timeout
+            )
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "send_offsets_to_transaction") from exc
+
+    def commit(self, timeout: float = 60.0) -> None:
+        """Flush and commit the transaction.
+
+        Raises:
+            KafkaError: check ``abortable`` (abort, redo), ``retriable`` (call ``commit``
+                again) and ``fatal`` (close).
+        """
+        try:
+            self._producer.commit_transaction(timeout)
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "commit_transaction") from exc
+        with self._lock:
+            self._failed.clear()  # a committed transaction had every record delivered
+
+    def abort(self, timeout: float = 60.0) -> None:
+        """Abort the transaction: its records stay invisible to read_committed consumers."""
+        try:
+            self._producer.abort_transaction(timeout)
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "abort_transaction") from exc
+        with self._lock:
+            self._failed.clear()  # those records were discarded anyway
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Abort an open transaction, if any, and release the client; never raises."""
+        try:
+            self._producer.close()
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            logger.info("transactional producer closed with error=%s", exc)

@@ -1,0 +1,78 @@
+"""Everything a sandbox knows, shared by its Klaviyo API, admin API, page and Python API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from consumer.klaviyo import REVISION, RateLimit, operations
+from consumer.sandbox.accounts import AccountRegistry
+from consumer.sandbox.faults import Faults
+from consumer.sandbox.ratelimit import FixedWindowLimiter
+from consumer.sandbox.stats import StatsRecorder
+from consumer.sandbox.store import EventStore
+
+__all__ = ["SandboxOptions", "SandboxState", "default_rate_limits"]
+
+
+def default_rate_limits() -> dict[str, RateLimit]:
+    """The spec's ``x-klaviyo-ratelimit`` of every vendored operation."""
+    return {op_id: op.rate_limit for op_id, op in operations().items()}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How a sandbox behaves.
+
+    Attributes:
+        rate_limits: per operation id; missing ones use the spec's values.
+        revisions: ``revision`` header values accepted (None: any well-formed one). The
+            default accepts only the vendored revision, so a misconfigured client fails in
+            tests rather than against a Klaviyo revision the sandbox does not model.
+        strict_fields: reject attributes the schemas do not declare, as Klaviyo does.
+        clock: monotonic seconds, for rate-limit windows (tests inject a manual clock).
+        wall_clock: aware "now", for received times and time-relative rules.
+    """
+
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    revisions: Collection[str] | None = (REVISION,)
+    strict_fields: bool = True
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = _utc_now
+
+
+class SandboxState:
+    """The registry, limiter, faults, store and counters of one sandbox."""
+
+    def __init__(self, options: SandboxOptions) -> None:
+        self.options = options
+        self.accounts = AccountRegistry()
+        self.limiter = FixedWindowLimiter(
+            {**default_rate_limits(), **options.rate_limits}, options.clock
+        )
+        self.store = EventStore()
+        self.stats = StatsRecorder()
+        self._faults: dict[str, Faults] = {}
+
+    def faults(self, account_id: str) -> Faults:
+        """The fault plan of an account (created empty on first use; accounts may come later)."""
+        return self._faults.setdefault(account_id, Faults())
+
+    def armed_faults(self, account_id: str) -> Faults | None:
+        """The account's fault plan if it has one, without creating it."""
+        return self._faults.get(account_id)
+
+    def reset(self, *, accounts: bool = False) -> None:
+        """Forget received data, counters, rate windows and faults (and accounts if asked)."""
+        self.store.clear()
+        self.stats.clear()
+        self.limiter.clear()
+        self._faults.clear()
+        if accounts:
+            self.accounts.clear()

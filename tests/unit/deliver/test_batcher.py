@@ -1,0 +1,148 @@
+"""``Batcher``: count, bytes and linger cuts, grouping, and coalescing of repeated keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumer.deliver.batcher import Batcher
+from consumer.deliver.errors import OperationTooLarge
+from consumer.deliver.request_builder import serialize
+from consumer.klaviyo import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES
+from consumer.outbox.operations import Channel, Profile
+from consumer.settings import DeliverySettings
+from tests.unit.deliver import factories
+
+M = factories.MERCHANT
+EVENTS = (M, BULK_CREATE_EVENTS)
+SUBSCRIPTIONS = (M, BULK_SUBSCRIBE_PROFILES)
+
+
+def batcher(**settings: object) -> Batcher:
+    return Batcher(DeliverySettings(**{"linger_seconds": 0.5, **settings}))  # type: ignore[arg-type]
+
+
+def test_due_in_is_none_when_empty_and_linger_until_full() -> None:
+    b = batcher()
+    assert b.due_in(EVENTS, 0.0) is None
+    b.add(factories.event(0), "t0", now=10.0)
+    assert b.due_in(EVENTS, 10.1) == pytest.approx(0.4)
+    assert b.due_in(EVENTS, 10.6) == 0.0
+    assert b.due_in(EVENTS, 10.1, flushing=True) == 0.0
+
+
+def test_cut_by_count_keeps_order_and_rest_queued() -> None:
+    b = batcher(batch_max_events=3)
+    for n in range(7):
+        b.add(factories.event(n), n, now=0.0)
+    assert b.due_in(EVENTS, 0.0) == 0.0
+    cuts = [b.cut(EVENTS) for _ in range(3)]
+    assert [[p.token for p in c.items] for c in cuts if c] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert b.cut(EVENTS) is None
+    assert b.queued(EVENTS) == 0
+
+
+def test_cut_by_bytes_stays_under_max_bytes_measured_on_the_body() -> None:
+    b = batcher(batch_max_bytes=20_000)
+    big = {"note": "x" * 1_500}
+    for n in range(40):
+        b.add(factories.event(n, properties=big), n, now=0.0)
+    assert b.due_in(EVENTS, 0.0) == 0.0  # full by bytes, no linger
+    sizes = []
+    while (batch := b.cut(EVENTS)) is not None:
+        size = len(serialize(batch.build().body))
+        assert size <= 20_000
+        sizes.append((len(batch.items), size))
+    assert sum(n for n, _ in sizes) == 40
+    assert all(size > 20_000 - 1_700 for _, size in sizes[:-1])  # batches are filled
+
+
+def test_add_operation_too_large_for_any_request_is_refused() -> None:
+    b = batcher(batch_max_bytes=5_000)
+    with pytest.raises(OperationTooLarge):
+        b.add(factories.event(0, properties={"note": "x" * 6_000}), "t", now=0.0)
+    assert b.queued(EVENTS) == 0
+
+
+def test_repeated_key_is_coalesced_into_the_queued_one() -> None:
+    b = batcher()
+    first, coalesced = b.add(factories.event(0), "t0", now=0.0)
+    assert not coalesced
+    # Same profile identity (e-mail case differs), metric and unique_id: the same fact.
+    repeat = factories.event(0, profile=Profile(email="SHOPPER0@example.com"))
+    again, coalesced = b.add(repeat, "t1", now=0.0)
+    assert coalesced
+    assert again is first
+    assert first.followers == [("t1", repeat)]
+    assert b.queued(EVENTS) == 1
+
+
+def test_repeated_key_in_flight_is_coalesced_until_released() -> None:
+    b = batcher()
+    first, _ = b.add(factories.event(0), "t0", now=0.0)
+    batch = b.cut(EVENTS)
+    assert batch is not None
+    assert b.add(factories.event(0), "t1", now=0.0)[1]  # in flight: coalesced
+    b.release(first)
+    _, coalesced = b.add(factories.event(0), "t2", now=0.0)
+    assert not coalesced  # finished: a later repeat is sent (Klaviyo deduplicates)
+
+
+def test_same_unique_id_other_metric_or_profile_or_merchant_is_not_a_repeat() -> None:
+    b = batcher()
+    b.add(factories.event(0), "a", now=0.0)
+    assert not b.add(factories.event(0, metric="Return Created Item"), "b", now=0.0)[1]
+    assert not b.add(factories.event(0, shopper=99), "c", now=0.0)[1]
+    assert not b.add(factories.event(0, merchant="merchant-b"), "d", now=0.0)[1]
+
+
+def test_cut_never_holds_two_equal_keys() -> None:
+    b = batcher()
+    for n in range(50):
+        b.add(factories.event(n % 10), n, now=0.0)
+    batch = b.cut(EVENTS)
+    assert batch is not None
+    assert len(batch.items) == 10
+    assert sum(len(p.followers) for p in batch.items) == 40
+
+
+def test_subscriptions_cut_one_list_at_a_time_in_order() -> None:
+    b = batcher()
+    ops = [
+        factories.subscription(0, list_id="A"),
+        factories.subscription(1, list_id="B"),
+        factories.subscription(2, list_id="A"),
+        factories.subscription(3, list_id="A", historical_import=True),
+        factories.subscription(4, list_id="B"),
+    ]
+    for n, op in enumerate(ops):
+        b.add(op, n, now=0.0)
+    cuts = []
+    while (batch := b.cut(SUBSCRIPTIONS)) is not None:
+        cuts.append([p.token for p in batch.items])
+        batch.build()  # one group per request, or this raises
+    assert cuts == [[0, 2], [1, 4], [3]]
+
+
+def test_subscriptions_full_at_1000_profiles() -> None:
+    b = batcher()
+    for n in range(1_001):
+        b.add(factories.subscription(n), n, now=0.0)
+    batch = b.cut(SUBSCRIPTIONS)
+    assert batch is not None
+    assert len(batch.items) == 1_000
+
+
+def test_subscription_repeat_same_list_and_channel_is_coalesced() -> None:
+    b = batcher()
+    b.add(factories.subscription(0), "a", now=0.0)
+    assert b.add(factories.subscription(0), "b", now=0.0)[1]
+    assert not b.add(factories.subscription(0, channel=Channel.SMS), "c", now=0.0)[1]
+    assert not b.add(factories.subscription(0, list_id="OTHER"), "d", now=0.0)[1]
+
+
+def test_drain_empties_a_lane_only() -> None:
+    b = batcher()
+    b.add(factories.event(0), "e", now=0.0)
+    b.add(factories.subscription(0), "s", now=0.0)
+    assert [p.token for p in b.drain(EVENTS)] == ["e"]
+    assert list(b.lanes()) == [SUBSCRIPTIONS]
