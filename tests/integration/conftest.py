@@ -35,7 +35,13 @@ TopicFactory = Callable[..., str]
 
 def _report(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():  # shown in the run's output, not captured
         reporter.write_line(line)
 
 

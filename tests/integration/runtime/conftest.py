@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from consumer.devstack.process import spawn
 from consumer.devstack.publish import ensure_input_topics, publish
 from consumer.devstack.stack import DemoMerchant, demo_merchants, merchant_settings, onboard
 from consumer.devstack.traffic import InputRecord
@@ -156,7 +157,8 @@ class ServiceProcess:
         argv += ["--instance-id", self.instance, "--shutdown-seconds", "15"]
         env = {**self._stack.env(), f"{ENV_PREFIX}HTTP__PORT": str(self.http_port)}
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # Dies with the test run even if pytest itself is killed.
+            self.process = spawn(argv, env=env, output=log)
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""
