@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +31,7 @@ __all__ = ["Service", "Stage"]
 log = logging.getLogger(__name__)
 
 Stage = Literal["derive", "deliver", "all"]
+_WATCHDOG_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -112,7 +115,26 @@ class Service:
         return merchants
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT set ``stop`` (graceful shutdown)."""
+        """SIGTERM and SIGINT start a graceful shutdown, bounded by a hard exit.
+
+        A worker thread blocked in a Kafka call (e.g. while the broker is unreachable) cannot
+        be cancelled, so a watchdog ends the process a little after ``shutdown_seconds``;
+        whatever was not committed is redone by the next start.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
+            loop.add_signal_handler(sig, self._begin_shutdown)
+
+    def _begin_shutdown(self) -> None:
+        if self.stop.is_set():
+            return
+        self.stop.set()
+        watchdog = threading.Timer(self.shutdown_seconds + _WATCHDOG_GRACE_SECONDS, _hard_exit)
+        watchdog.daemon = True
+        watchdog.start()
+
+
+def _hard_exit() -> None:
+    log.critical("shutdown deadline passed, exiting without a clean close")
+    logging.shutdown()
+    os._exit(1)
