@@ -124,12 +124,12 @@ class TrackingContext:
             for item in items
         ]
 
-    def order_events(
-        self, trigger: Trigger, at: datetime, lines: Sequence[TrackedItem]
-    ) -> list[EventOperation]:
-        """An order-level update (``order_created``, order ``cancelled``) and its line items."""
+    def _update_properties(
+        self, trigger: Trigger, at: datetime, **link: str
+    ) -> dict[str, PropertyValue]:
+        """Properties every Order Tracking Update has; ``link`` adds shipment placeholders."""
         order = self.order
-        properties: dict[str, PropertyValue] = {
+        return {
             "Trigger": trigger.value,
             "OrderRef": order.order_name,
             "Date": iso(at),
@@ -137,9 +137,17 @@ class TrackingContext:
                 self.merchant.tracking_page_url_template,
                 order_name=order.order_name,
                 order_id=order.order_id,
+                **link,
             ),
             "OrderCreatedDate": iso(order.created_at),
         }
+
+    def order_events(
+        self, trigger: Trigger, at: datetime, lines: Sequence[TrackedItem]
+    ) -> list[EventOperation]:
+        """An order-level update (``order_created``, order ``cancelled``) and its line items."""
+        order = self.order
+        properties = self._update_properties(trigger, at)
         unique_id = f"order-tracking:{order.order_id}:{trigger.value}"
         return [
             self._event(Metric.ORDER_TRACKING_UPDATE, properties, at, unique_id),
@@ -155,19 +163,13 @@ class TrackingContext:
         self, trigger: Trigger, at: datetime, shipment: ShipmentState
     ) -> list[EventOperation]:
         """A shipment's update at carrier event time ``at`` and one item event per line."""
-        order = self.order
-        properties: dict[str, PropertyValue] = {
-            "Trigger": trigger.value,
-            "OrderRef": order.order_name,
-            "Date": iso(at),
-            "TrackingPageLink": tracking_link(
-                self.merchant.tracking_page_url_template,
-                order_name=order.order_name,
-                order_id=order.order_id,
+        properties = {
+            **self._update_properties(
+                trigger,
+                at,
                 shipment_id=shipment.shipment_id,
                 tracking_number=shipment.tracking_number,
             ),
-            "OrderCreatedDate": iso(order.created_at),
             "OrderShippedDate": iso(shipment.shipped_at) if shipment.shipped_at else None,
             "OrderDeliveredDate": iso(shipment.delivered_at) if shipment.delivered_at else None,
             "EstimatedDeliveryDate": iso(shipment.current_eta) if shipment.current_eta else None,

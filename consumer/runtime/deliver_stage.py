@@ -168,15 +168,19 @@ class DeliverStage:
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
+        partitions = [cast(int, p) for p in self._tracker.partitions()]
+        await asyncio.to_thread(self._commit_finished, partitions)
+
+    def _commit_finished(self, partitions: list[int]) -> None:
+        """Commit each partition's finished prefix; failure records are flushed first."""
         offsets = [
-            TopicPartitionOffset(self._topics.outbox, cast(int, p), n)
-            for p in self._tracker.partitions()
+            TopicPartitionOffset(self._topics.outbox, p, n)
+            for p in partitions
             if (n := self._tracker.committable(p)) is not None
         ]
-        if not offsets:
-            return
-        await asyncio.to_thread(self._producer.flush)  # failure records first, then offsets
-        await asyncio.to_thread(self._consumer.commit, offsets)
+        if offsets:
+            self._producer.flush()
+            self._consumer.commit(offsets)
 
     def _apply_backpressure(self) -> None:
         limit = self._settings.delivery.max_in_flight_per_partition
@@ -209,14 +213,7 @@ class DeliverStage:
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         # Commit the finished prefix; unfinished operations are resent by the next owner.
-        offsets = [
-            TopicPartitionOffset(tp.topic, tp.partition, n)
-            for tp in partitions
-            if (n := self._tracker.committable(tp.partition)) is not None
-        ]
-        if offsets:
-            self._producer.flush()
-            self._consumer.commit(offsets)
+        self._commit_finished([tp.partition for tp in partitions])
         for tp in partitions:
             self._tracker.revoke(tp.partition)
             self._paused.discard(tp)
