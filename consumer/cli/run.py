@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import signal
 import socket
 from typing import Any
 
@@ -48,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.logging)
     instance = args.instance_id or settings.kafka.group_instance_id or socket.gethostname()
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck process waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     async def main() -> None:
         service = Service(settings, args.stage, instance, args.shutdown_seconds)
@@ -57,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except KafkaError as exc:
-        log.critical("fatal Kafka error, exiting", extra={"error": str(exc)})
+        log.critical("Kafka error new clients cannot cure, exiting", extra={"error": str(exc)})
         return 1
     except TimeoutError:
         log.critical("shutdown did not finish in time, exiting")

@@ -84,7 +84,7 @@ def wrap(
     if context:
         message = f"{context}: {message}"
     cls: type[KafkaError]
-    if err.fatal():
+    if err.fatal() or err.code() in _FATAL_CODES:
         cls = FatalKafkaError
     elif err.txn_requires_abort():
         cls = AbortableKafkaError
@@ -118,4 +118,7 @@ _RETRIABLE_CODES = frozenset(
         confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
     }
 )
+# A request's own error does not carry the fatal flag that librdkafka raises for the client
+# (e.g. an offset commit of a static member fenced by its own rejoin): the client is done.
+_FATAL_CODES = frozenset({confluent_kafka.KafkaError.FENCED_INSTANCE_ID, _Codes._FATAL})  # noqa: SLF001
 _UNKNOWN_TOPIC_CODES = frozenset({confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART, _UNKNOWN_TOPIC})

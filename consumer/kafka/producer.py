@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import confluent_kafka
 
 from consumer.kafka.config import ConfigValue, build_config
 from consumer.kafka.consumer import GroupMetadata
-from consumer.kafka.errors import KafkaError, RetriableKafkaError, wrap
+from consumer.kafka.errors import FatalKafkaError, KafkaError, RetriableKafkaError, wrap
 from consumer.kafka.messages import Header, TopicPartitionOffset, to_confluent
 from consumer.settings import KafkaSettings
 
@@ -36,6 +36,7 @@ _DEFAULTS: Final[Mapping[str, ConfigValue]] = {
     "compression.type": "lz4",
 }
 _QUEUE_FULL_WAIT_SECONDS: Final = 0.1
+_STUCK_GRACE_SECONDS: Final = 5.0
 
 
 class _BaseProducer:
@@ -179,13 +180,12 @@ class TransactionalProducer(_BaseProducer):
         conf = build_config(settings, defaults=defaults, pinned=pinned, extra=extra)
         super().__init__(conf, queue_full_timeout)
         self.transactional_id = transactional_id
+        self._stuck: str | None = None
+        """The transactional call that never returned, once one did not."""
 
     def init_transactions(self, timeout: float = 60.0) -> None:
         """Register the transactional id (fencing older instances); call once, first."""
-        try:
-            self._producer.init_transactions(timeout)
-        except confluent_kafka.KafkaException as exc:
-            raise wrap(exc, "init_transactions") from exc
+        self._bounded("init_transactions", self._producer.init_transactions, timeout)
 
     def begin(self) -> None:
         """Start a transaction."""
@@ -198,17 +198,22 @@ class TransactionalProducer(_BaseProducer):
         self,
         offsets: Sequence[TopicPartitionOffset],
         group_metadata: GroupMetadata,
-        timeout: float = 30.0,
+        timeout: float = 10.0,
     ) -> None:
-        """Add the consumer's ``offsets`` (next offsets to consume) to this transaction."""
+        """Add the consumer's ``offsets`` (next offsets to consume) to this transaction.
+
+        A healthy group coordinator answers in milliseconds; the short timeout bounds how
+        long a checkpoint waits for one that went away (see ``_bounded``).
+        """
         if not offsets:
             return
-        try:
-            self._producer.send_offsets_to_transaction(
-                to_confluent(offsets), group_metadata.handle, timeout
-            )
-        except confluent_kafka.KafkaException as exc:
-            raise wrap(exc, "send_offsets_to_transaction") from exc
+        self._bounded(
+            "send_offsets_to_transaction",
+            lambda seconds: self._producer.send_offsets_to_transaction(
+                to_confluent(offsets), group_metadata.handle, seconds
+            ),
+            timeout,
+        )
 
     def commit(self, timeout: float = 60.0) -> None:
         """Flush and commit the transaction.
@@ -217,25 +222,60 @@ class TransactionalProducer(_BaseProducer):
             KafkaError: check ``abortable`` (abort, redo), ``retriable`` (call ``commit``
                 again) and ``fatal`` (close).
         """
-        try:
-            self._producer.commit_transaction(timeout)
-        except confluent_kafka.KafkaException as exc:
-            raise wrap(exc, "commit_transaction") from exc
+        self._bounded("commit_transaction", self._producer.commit_transaction, timeout)
         with self._lock:
             self._failed.clear()  # a committed transaction had every record delivered
 
     def abort(self, timeout: float = 60.0) -> None:
         """Abort the transaction: its records stay invisible to read_committed consumers."""
-        try:
-            self._producer.abort_transaction(timeout)
-        except confluent_kafka.KafkaException as exc:
-            raise wrap(exc, "abort_transaction") from exc
+        self._bounded("abort_transaction", self._producer.abort_transaction, timeout)
         with self._lock:
             self._failed.clear()  # those records were discarded anyway
 
     def close(self, timeout: float = 30.0) -> None:
-        """Abort an open transaction, if any, and release the client; never raises."""
+        """Abort an open transaction, if any, and release the client; never raises.
+
+        A producer with a call stuck inside librdkafka is left as it is (closing it would
+        wait for that call); the broker aborts its transaction when a new producer with the
+        same transactional id calls ``init_transactions``.
+        """
+        if self._stuck is not None:
+            logger.warning("transactional producer abandoned, %s never returned", self._stuck)
+            return
         try:
             self._producer.close()
         except (confluent_kafka.KafkaException, RuntimeError) as exc:
             logger.info("transactional producer closed with error=%s", exc)
+
+    def _bounded(self, what: str, call: Callable[[float], object], timeout: float) -> None:
+        """Run a blocking transactional ``call(timeout)``, waiting at most a little longer.
+
+        librdkafka does not always honour the timeout: ``send_offsets_to_transaction`` can
+        block for good when the group coordinator went away mid-call (librdkafka issues
+        #5456, #5511). The call runs in a daemon thread so that such a hang costs a
+        producer, not the process: it becomes fatal here, and the caller builds a new one.
+        """
+        if self._stuck is not None:
+            raise FatalKafkaError(f"{what}: producer abandoned, {self._stuck} never returned")
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call(timeout)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
+        worker.start()
+        worker.join(timeout + _STUCK_GRACE_SECONDS)
+        if worker.is_alive():
+            self._stuck = what
+            raise FatalKafkaError(
+                f"{what}: no answer {timeout + _STUCK_GRACE_SECONDS:.0f} s after its "
+                f"{timeout:.0f} s timeout; abandoning this producer"
+            )
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, confluent_kafka.KafkaException):
+                raise wrap(exc, what) from exc
+            raise exc

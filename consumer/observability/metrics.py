@@ -69,6 +69,10 @@ class Metrics:
             "merchants_parked", "Merchants whose operations are being parked now.",
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.stage_restarts = Counter(
+            "stage_restarts", "Stages rebuilt in place after a Kafka client failed, by error.",
+            ["stage", "error"], namespace=_NS, registry=r,
+        )  # fmt: skip
         self.partitions_assigned = Gauge(
             "partitions_assigned", "Partitions this process owns.", ["stage"],
             namespace=_NS, registry=r,

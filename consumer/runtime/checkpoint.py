@@ -129,7 +129,7 @@ class Checkpoint:
         offsets = [TopicPartitionOffset(tp.topic, tp.partition, n) for tp, n in self._next.items()]
         if offsets:
             # Not retried: a timed-out call stays in progress inside librdkafka and refuses
-            # retries while the group is rebalancing; the stage starts over instead.
+            # retries; the stage is rebuilt with new clients instead (runtime/supervisor.py).
             self._producer.send_offsets(offsets, self._consumer.group_metadata())
 
     def _commit_transaction(self) -> None:

@@ -32,6 +32,7 @@ from consumer.kafka import (
     ConsumedMessage,
     KafkaConsumer,
     Producer,
+    RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
 )
@@ -80,6 +81,7 @@ class DeliverStage:
         self._paused: set[TopicPartition] = set()
         self._last_commit = time.monotonic()
         self._reported: dict[str, int] = {}
+        self._abandoned = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -92,6 +94,7 @@ class DeliverStage:
         self._consumer.subscribe(
             [self._topics.outbox], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+        clean = False
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
@@ -102,9 +105,14 @@ class DeliverStage:
                 self._report_metrics()
                 self._health.beat("deliver")
                 self._metrics.consume_loop_last_turn.labels("deliver").set_to_current_time()
+            clean = True
         finally:
             await self._sink.close(time.monotonic() + shutdown_seconds * 0.6)
-            await self._commit()
+            # After a failure the consumer may be unusable (fenced): commit nothing; the
+            # next owner resends what is uncommitted and Klaviyo keeps one per unique_id.
+            self._abandoned = not clean
+            if clean:
+                await self._commit()
             self._report_metrics()
             await asyncio.to_thread(self._consumer.close)
             await asyncio.to_thread(self._producer.close)
@@ -172,15 +180,23 @@ class DeliverStage:
         await asyncio.to_thread(self._commit_finished, partitions)
 
     def _commit_finished(self, partitions: list[int]) -> None:
-        """Commit each partition's finished prefix; failure records are flushed first."""
+        """Commit each partition's finished prefix; failure records are flushed first.
+
+        A commit that fails for now (e.g. the coordinator moving) is left to the next one:
+        until then, a crash only means resending a little more.
+        """
         offsets = [
             TopicPartitionOffset(self._topics.outbox, p, n)
             for p in partitions
             if (n := self._tracker.committable(p)) is not None
         ]
-        if offsets:
+        if not offsets or self._abandoned:
+            return
+        try:
             self._producer.flush()
             self._consumer.commit(offsets)
+        except RetriableKafkaError as exc:
+            log.warning("commit failed, will retry", extra={"error": str(exc)})
 
     def _apply_backpressure(self) -> None:
         limit = self._settings.delivery.max_in_flight_per_partition

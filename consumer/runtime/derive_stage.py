@@ -295,8 +295,9 @@ class DeriveStage:
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         # Another member may own these already: committing would be wrong, and our state of
-        # them may be stale by now, so drop it all.
-        self._checkpoint.abort()
+        # them may be stale by now, so drop it all (a failed stage drops everything anyway).
+        if not self._abandoned:
+            self._checkpoint.abort()
         self._checkpoint.forget(partitions)
         orders = [tp.partition for tp in partitions if tp.topic == self._topics.orders]
         self._store.drop(orders)

@@ -4,6 +4,8 @@ Start order: topics checked → integrations table loaded (readiness waits for i
 endpoints → stages. Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming,
 finishes or parks its in-flight work, commits and leaves its group, within
 ``shutdown_seconds``; past that the process exits non-zero and Kafka's guarantees take over.
+A stage whose Kafka clients cannot go on (fenced, a transaction stuck after a broker restart)
+is rebuilt in place (``supervisor.py``); only errors new clients cannot cure end the process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from consumer.integrations.table import IntegrationsTable
 from consumer.observability import Health, Metrics, serve
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
+from consumer.runtime.supervisor import supervise
 from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import Settings
 
@@ -48,12 +51,15 @@ class Service:
     url: str = ""
     """Base URL of the HTTP endpoints, set once they serve."""
     _debug_sources: list[Callable[[], object]] = field(default_factory=list)
+    _shutdown_began: bool = field(default=False, init=False)
+    _hard_exit_after_shutdown: bool = field(default=False, init=False)
 
     async def run(self) -> None:
         """Run until ``stop`` is set or a stage fails.
 
         Raises:
-            KafkaError: a fatal Kafka error in a stage (exit non-zero; the orchestrator restarts).
+            KafkaError: a Kafka error that new clients do not cure (e.g. a topic missing); a
+                stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
         created = await asyncio.to_thread(ensure_service_topics, self.settings)
@@ -76,23 +82,19 @@ class Service:
             await self._run_stages(table)
 
     async def _run_stages(self, table: IntegrationsTable) -> None:
-        runners: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        runners: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if self.stage in ("derive", "all"):
-            derive = DeriveStage(
-                self.settings, table.get, self.metrics, self.health, self.instance_id
-            )
-            runners.append(lambda: derive.run(self.stop))
+            runners["derive"] = lambda: self._derive(table).run(self.stop)
         if self.stage in ("deliver", "all"):
-            deliver = DeliverStage(
-                self.settings, table.get, self.metrics, self.health, self.instance_id
-            )
-            runners.append(lambda: deliver.run(self.stop, self.shutdown_seconds))
-            self._debug_sources.append(deliver.debug)
-        tasks = [asyncio.create_task(run(), name=f"stage-{i}") for i, run in enumerate(runners)]
+            runners["deliver"] = lambda: self._deliver(table).run(self.stop, self.shutdown_seconds)
+        tasks = [
+            asyncio.create_task(supervise(name, run, self.stop, self.metrics), name=name)
+            for name, run in runners.items()
+        ]
         stopping = asyncio.create_task(self.stop.wait(), name="stop")
-        # A stage that fails stops the others: the process exits and is restarted whole.
+        # A stage that fails for good stops the others: the process exits, to be restarted.
         await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-        self.stop.set()
+        self._begin_shutdown()
         try:
             async with asyncio.timeout(self.shutdown_seconds):
                 results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -101,6 +103,14 @@ class Service:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    def _derive(self, table: IntegrationsTable) -> DeriveStage:
+        return DeriveStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+
+    def _deliver(self, table: IntegrationsTable) -> DeliverStage:
+        stage = DeliverStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+        self._debug_sources[:] = [stage.debug]
+        return stage
 
     def _debug(self, table: IntegrationsTable) -> Callable[[], Any]:
         def merchants() -> dict[str, Any]:
@@ -115,20 +125,26 @@ class Service:
         return merchants
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT start a graceful shutdown, bounded by a hard exit.
+        """SIGTERM and SIGINT start a graceful shutdown; any shutdown ends in a hard exit.
 
         A worker thread blocked in a Kafka call (e.g. while the broker is unreachable) cannot
-        be cancelled, so a watchdog ends the process a little after ``shutdown_seconds``;
-        whatever was not committed is redone by the next start.
+        be cancelled, and the interpreter waits for it at exit; so once shutdown begins
+        (signal, or a stage failed for good) a watchdog ends the process a little after
+        ``shutdown_seconds``. Whatever was not committed is redone by the next start.
+        Only for a whole process: in a test, the watchdog would end the test run.
         """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._begin_shutdown)
+        self._hard_exit_after_shutdown = True
 
     def _begin_shutdown(self) -> None:
-        if self.stop.is_set():
+        if self._shutdown_began:
             return
+        self._shutdown_began = True
         self.stop.set()
+        if not self._hard_exit_after_shutdown:
+            return
         watchdog = threading.Timer(self.shutdown_seconds + _WATCHDOG_GRACE_SECONDS, _hard_exit)
         watchdog.daemon = True
         watchdog.start()

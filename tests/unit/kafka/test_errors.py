@@ -22,6 +22,8 @@ Codes = confluent_kafka.KafkaError
     ("error", "expected"),
     [
         (Codes(Codes.PRODUCER_FENCED, "fenced", fatal=True), FatalKafkaError),
+        (Codes(Codes.FENCED_INSTANCE_ID, "static member fenced"), FatalKafkaError),
+        (Codes(Codes._FATAL, "client failed"), FatalKafkaError),
         (
             Codes(Codes.INVALID_TXN_STATE, "bad", fatal=True, txn_requires_abort=True),
             FatalKafkaError,
