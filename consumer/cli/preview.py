@@ -64,14 +64,7 @@ from consumer.derive import (
     derive_storefront_event,
     due_timers,
 )
-from consumer.kafka import (
-    OFFSET_BEGINNING,
-    KafkaConsumer,
-    KafkaError,
-    TopicPartition,
-    TopicPartitionOffset,
-    partition_count,
-)
+from consumer.kafka import CatchUp, KafkaConsumer, KafkaError, TopicPartition, partition_count
 from consumer.klaviyo.contract import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES, validate_request
 from consumer.merchant import MerchantSettings
 from consumer.outbox.operations import EventOperation, Operation, SubscriptionOperation
@@ -211,34 +204,27 @@ class _Reader:
             KafkaError: the broker cannot be reached or the topic does not exist.
         """
         kafka = self._settings.kafka
-        ends: dict[int, int] = {}
+        partitions = [TopicPartition(topic, p) for p in range(partition_count(kafka, topic))]
         # assign() without commits: the group id is only a name, no group is joined.
         with KafkaConsumer(kafka, f"{kafka.group_id}-preview") as consumer:
-            for number in range(partition_count(kafka, topic)):
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, number))
-                if high > low:
-                    ends[number] = high
-            consumer.assign([TopicPartitionOffset(topic, p, OFFSET_BEGINNING) for p in ends])
+            catch_up = CatchUp.start(consumer, partitions)
             deadline, read = time.monotonic() + timeout, 0
-            while ends and read < max_records and time.monotonic() < deadline:
+            while not catch_up.done and read < max_records and time.monotonic() < deadline:
                 for message in consumer.consume(min(500, max_records - read), timeout=0.5):
-                    if message.offset >= ends.get(message.partition, -1):
-                        continue  # produced after the command started
+                    if not catch_up.written_before_start(message):
+                        continue
                     read += 1
                     source = f"{topic}[{message.partition}@{message.offset}]"
                     try:
                         yield Input(source, subject, record=self._decode(subject, message.value))
                     except DecodeError as exc:
                         yield Input(source, subject, error=f"{exc.reason}: {exc}")
-                # Transaction markers sit below the end offset without being records: the
-                # position, not the last record read, says when a partition is done.
-                for position in consumer.position([TopicPartition(topic, p) for p in ends]):
-                    if position.offset >= ends[position.partition]:
-                        del ends[position.partition]
-        if ends:
+                catch_up.advance()
+            unread = [tp.partition for tp in catch_up.pending]
+        if unread:
             print(
                 f"klaviyo-consumer preview: {topic}: stopped at --max-records or --timeout "
-                f"before the end of partitions {sorted(ends)}",
+                f"before the end of partitions {unread}",
                 file=sys.stderr,
             )
 

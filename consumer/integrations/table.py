@@ -28,14 +28,13 @@ from consumer.integrations.codec import IntegrationCodec, IntegrationRecord
 from consumer.integrations.crypto import Keyring
 from consumer.integrations.errors import DecryptError, IntegrationRecordError, IntegrationsError
 from consumer.kafka import (
-    OFFSET_BEGINNING,
+    CatchUp,
     ConfigValue,
     ConsumedMessage,
     KafkaAdmin,
     KafkaConsumer,
     KafkaError,
     TopicPartition,
-    TopicPartitionOffset,
 )
 from consumer.merchant import MerchantSettings
 from consumer.settings import KafkaSettings
@@ -165,23 +164,11 @@ class IntegrationsTable:
         count = await asyncio.to_thread(admin.partition_count, self.topic, self._request_timeout)
         partitions = [TopicPartition(self.topic, p) for p in range(count)]
         consumer = self._consumer = await asyncio.to_thread(self._new_consumer)
-        starts = [TopicPartitionOffset(p.topic, p.partition, OFFSET_BEGINNING) for p in partitions]
-        await self._call(consumer.assign, starts)
-        ends: dict[TopicPartition, int] = {}
-        for partition in partitions:
-            low, high = await self._call(
-                consumer.get_watermark_offsets, partition, self._request_timeout
-            )
-            if high > low:
-                ends[partition] = high
-        while ends:
+        catch_up = await self._call(CatchUp.start, consumer, partitions, self._request_timeout)
+        while not catch_up.done:
             batch = await self._call(consumer.consume, self._max_batch, self._poll_timeout)
             self._apply_batch(batch)
-            # Positions, not offsets of records seen: compaction gaps and transaction markers
-            # mean the record at high - 1 may never arrive.
-            for position in await self._call(consumer.position, list(ends)):
-                if position.offset >= ends[position.topic_partition]:
-                    del ends[position.topic_partition]
+            await self._call(catch_up.advance)
         self._loaded = True
         _log.info(
             "integrations table loaded topic=%s partitions=%d merchants=%d problems=%d",

@@ -12,6 +12,7 @@ from consumer.kafka.admin import (
     partition_count,
     wait_until_ready,
 )
+from consumer.kafka.catch_up import CatchUp
 from consumer.kafka.config import ConfigValue
 from consumer.kafka.consumer import GroupMetadata, KafkaConsumer, RebalanceCallback
 from consumer.kafka.errors import (
@@ -41,6 +42,7 @@ __all__ = [
     "OFFSET_INVALID",
     "OFFSET_STORED",
     "AbortableKafkaError",
+    "CatchUp",
     "ConfigValue",
     "ConsumedMessage",
     "FatalKafkaError",

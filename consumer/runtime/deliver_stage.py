@@ -114,8 +114,10 @@ class DeliverStage:
             if clean:
                 await self._commit()
             self._report_metrics()
-            await asyncio.to_thread(self._consumer.close)
-            await asyncio.to_thread(self._producer.close)
+            try:
+                await asyncio.to_thread(self._consumer.close)
+            finally:
+                await asyncio.to_thread(self._producer.close)
 
     # -- operations in, outcomes out ---------------------------------------------------------
 

@@ -146,8 +146,10 @@ class DeriveStage:
                 self._checkpoint.commit()
             except AbortableKafkaError:
                 self._checkpoint.abort()
-        self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
-        self._producer.close()
+        try:
+            self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
+        finally:
+            self._producer.close()
 
     # -- one turn ----------------------------------------------------------------------------
 
