@@ -242,6 +242,9 @@ class TransactionalProducer(_BaseProducer):
         if self._stuck is not None:
             logger.warning("transactional producer abandoned, %s never returned", self._stuck)
             return
+        self._release()
+
+    def _release(self) -> None:
         try:
             self._producer.close()
         except (confluent_kafka.KafkaException, RuntimeError) as exc:
@@ -258,18 +261,29 @@ class TransactionalProducer(_BaseProducer):
         if self._stuck is not None:
             raise FatalKafkaError(f"{what}: producer abandoned, {self._stuck} never returned")
         failure: list[BaseException] = []
+        finished = False
 
         def run() -> None:
+            nonlocal finished
             try:
                 call(timeout)
             except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
                 failure.append(exc)
+            with self._lock:
+                finished = True
+                abandoned = self._stuck is not None
+            if abandoned:
+                # Released here, if the call ever returns: destroying a client can block,
+                # and a garbage collection could otherwise do it on the event loop's thread.
+                self._release()
 
         worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
         worker.start()
         worker.join(timeout + _STUCK_GRACE_SECONDS)
-        if worker.is_alive():
-            self._stuck = what
+        with self._lock:
+            if not finished:
+                self._stuck = what
+        if self._stuck is not None:
             raise FatalKafkaError(
                 f"{what}: no answer {timeout + _STUCK_GRACE_SECONDS:.0f} s after its "
                 f"{timeout:.0f} s timeout; abandoning this producer"

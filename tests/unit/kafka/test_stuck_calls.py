@@ -56,3 +56,8 @@ def test_a_call_that_never_returns_is_fatal_after_timeout_and_grace(
         producer.abort(timeout=0.1)
     producer.close()  # returns at once, leaving the stuck client alone
     assert not client.closed
+    client.release.set()  # the call returns at last: its own thread releases the client
+    deadline = time.monotonic() + 5
+    while not client.closed:
+        assert time.monotonic() < deadline, "the abandoned client was never released"
+        time.sleep(0.01)  # polling a condition with a deadline
