@@ -7,11 +7,10 @@ from consumer.devstack.artifacts import (
     cache_dir,
     fetch_broker_artifacts,
 )
-from consumer.devstack.broker import (
+from consumer.devstack.broker import KafkaBroker, free_port
+from consumer.devstack.broker_config import (
     SINGLE_NODE_DEFAULTS,
     BrokerConfig,
-    KafkaBroker,
-    free_port,
     new_cluster_id,
     render_log4j2_config,
     render_server_properties,

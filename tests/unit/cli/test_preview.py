@@ -13,6 +13,7 @@ import pytest
 
 from consumer.cli import preview
 from consumer.cli.main import COMMAND_MODULES
+from consumer.cli.preview_inputs import infer_subject
 from consumer.decode import SchemaCatalog, encode_single_object
 from consumer.decode.json_records import record_from_json
 from consumer.klaviyo.contract import validate_request
@@ -170,4 +171,4 @@ def test_preview_unknown_subject_exits_2(
     ],
 )
 def test_preview_infer_subject_from_file_name(name: str, subject: str | None) -> None:
-    assert preview.infer_subject(Path(name)) == subject
+    assert infer_subject(Path(name)) == subject
