@@ -63,22 +63,28 @@ def _as_record(item: RecordLike) -> Record:
     return item if isinstance(item, Record) else Record(item[0], item[1])
 
 
+def _produce_all(
+    producer: Producer | TransactionalProducer, topic: str, records: Iterable[RecordLike]
+) -> None:
+    for item in records:
+        record = _as_record(item)
+        producer.produce(
+            topic,
+            record.key,
+            record.value,
+            record.headers,
+            partition=record.partition,
+            timestamp_ms=record.timestamp_ms,
+        )
+
+
 def produce_records(
     settings: KafkaSettings, topic: str, records: Iterable[RecordLike], *, timeout: float = 30.0
 ) -> None:
     """Produce ``records`` (``Record`` or ``(key, value)``) with an idempotent producer; flush."""
     producer = Producer(settings)
     try:
-        for item in records:
-            record = _as_record(item)
-            producer.produce(
-                topic,
-                record.key,
-                record.value,
-                record.headers,
-                partition=record.partition,
-                timestamp_ms=record.timestamp_ms,
-            )
+        _produce_all(producer, topic, records)
         producer.flush(timeout)
     finally:
         producer.close()
@@ -98,16 +104,7 @@ def produce_transaction(
     try:
         producer.init_transactions(timeout)
         producer.begin()
-        for item in records:
-            record = _as_record(item)
-            producer.produce(
-                topic,
-                record.key,
-                record.value,
-                record.headers,
-                partition=record.partition,
-                timestamp_ms=record.timestamp_ms,
-            )
+        _produce_all(producer, topic, records)
         producer.flush(timeout)
         if commit:
             producer.commit(timeout)

@@ -18,6 +18,8 @@ from consumer.merchant import MerchantSettings
 from consumer.outbox.operations import EventOperation, Operation, SubscriptionOperation
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+UPDATE = "Order Tracking Update"  # the seed's metric names, spelled out on purpose
+ITEM = "Order Tracking Update Item"
 CONFIG = DeriveConfig(stall_threshold=timedelta(hours=72), backfill_after=timedelta(hours=72))
 MERCHANT = MerchantSettings(
     merchant_id="merchant-acme",

@@ -11,8 +11,10 @@ from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
 from tests.unit.derive.records import (
     CONFIG,
+    ITEM,
     MERCHANT,
     NOW,
+    UPDATE,
     at,
     events,
     merchant,
@@ -20,8 +22,6 @@ from tests.unit.derive.records import (
     shipment,
 )
 
-UPDATE = "Order Tracking Update"
-ITEM = "Order Tracking Update Item"
 SCAN = at("2026-11-26T08:00:00Z")
 STALL = SCAN + CONFIG.stall_threshold
 

@@ -22,8 +22,10 @@ from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
 from tests.unit.derive.records import (
     CONFIG,
+    ITEM,
     MERCHANT,
     NOW,
+    UPDATE,
     at,
     events,
     merchant,
@@ -31,8 +33,6 @@ from tests.unit.derive.records import (
     shipment,
 )
 
-UPDATE = "Order Tracking Update"
-ITEM = "Order Tracking Update Item"
 T1 = at("2026-11-25T16:00:00Z")  # label created
 T2 = at("2026-11-26T08:00:00Z")  # first in-transit scan
 T3 = at("2026-11-27T09:00:00Z")  # the update under test

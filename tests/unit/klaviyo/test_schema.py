@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+from datetime import date
 from typing import Any
 
 import jsonschema
@@ -50,7 +52,19 @@ SEEDS: dict[str, list[dict[str, Any]]] = {
     "create_event": [bodies.single(value=3, value_currency=None)],
     "bulk_subscribe_profiles": [bodies.subscribe(push_profile(), historical_import=None)],
 }
-REPLACEMENTS = [None, 0, 1.5, True, "x", "SUBSCRIBED", "2026-01-01T00:00:00Z", "2026-13-01", [], {}]
+REPLACEMENTS: list[Any] = [None, 0, 1.5, True, "x", "SUBSCRIBED", [], {}]
+REPLACEMENTS += ["2026-01-01T00:00:00Z", "2026-13-01", "2026-02-28"]  # formats: bad and good
+
+
+def is_calendar_date(text: str) -> bool:
+    """RFC 3339 ``full-date``: YYYY-MM-DD naming a real day."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is None:
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def reference(operation_id: str, strict: bool) -> Any:
@@ -63,6 +77,7 @@ def reference(operation_id: str, strict: bool) -> Any:
         schemas = {name: _close_objects(sub) for name, sub in schemas.items()}
     checker = jsonschema.FormatChecker(formats=())
     checker.checks("date-time")(lambda v: not isinstance(v, str) or parse_time(v) is not None)
+    checker.checks("date")(lambda v: not isinstance(v, str) or is_calendar_date(v))
     root = {**schema, "components": {"schemas": schemas}}
     return jsonschema.Draft202012Validator(root, format_checker=checker), compile_schema(
         schema, schemas
