@@ -1,10 +1,18 @@
-"""Shared test configuration: tests under ``tests/integration/`` are marked ``integration``."""
+"""Shared test configuration: integration marks, and Hypothesis's profile (fixed examples in CI)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a red build must be reproducible, not a draw of luck);
+# a developer's `make test` explores new ones on every run.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
