@@ -61,7 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except KafkaError as exc:
-        log.critical("Kafka error new clients cannot cure, exiting", extra={"error": str(exc)})
+        log.critical(
+            "Kafka error the service cannot ride out, exiting for a restart",
+            extra={"error": str(exc)},
+        )
         return 1
     except TimeoutError:
         log.critical("shutdown did not finish in time, exiting")

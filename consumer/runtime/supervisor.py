@@ -6,7 +6,10 @@ that timed out while the broker restarted (librdkafka then refuses every retry).
 answer is a new client. A stage holds nothing that outlives its clients (state is restored
 from the changelog, uncommitted work is redone from the committed offsets), so building the
 whole stage again is exactly what a process restart would do, minus the lost HTTP endpoints
-and integrations table. Other errors (bugs, bad configuration) still end the process.
+and integrations table. Other errors (bugs, bad configuration) still end the process, and so
+does a stage that keeps failing (``max_failures`` in a row, none after a healthy run): then the
+condition is not transient (e.g. two replicas sharing an instance id fence each other), and
+the orchestrator's restart loop is where an operator will see it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 _FIRST_DELAY_SECONDS = 1.0
 _MAX_DELAY_SECONDS = 30.0
 _HEALTHY_SECONDS = 60.0
-"""A stage that ran this long before failing starts again after the first delay."""
+"""A stage that ran this long before failing counts as a first failure again."""
+_MAX_FAILURES = 5
 
 
 async def supervise(
@@ -35,24 +39,26 @@ async def supervise(
     stop: asyncio.Event,
     metrics: Metrics,
     first_delay: float = _FIRST_DELAY_SECONDS,
+    max_failures: int = _MAX_FAILURES,
 ) -> None:
     """Await ``run()`` (a new stage each call) until it returns; restart it after Kafka
     errors that a new client recovers from (fatal or retriable), with exponential back-off.
 
     Raises:
-        KafkaError: a permanent Kafka error (e.g. a topic missing), or any error once
-            ``stop`` is set.
+        KafkaError: a permanent Kafka error (e.g. a topic missing), the ``max_failures``-th
+            failure in a row, or any error once ``stop`` is set.
     """
-    delay = first_delay
+    delay, failures = first_delay, 0
     while True:
         started = time.monotonic()
         try:
             await run()
         except KafkaError as exc:
-            if stop.is_set() or not (exc.fatal or exc.retriable):
-                raise
             if time.monotonic() - started >= _HEALTHY_SECONDS:
-                delay = first_delay
+                delay, failures = first_delay, 0
+            failures += 1
+            if stop.is_set() or not (exc.fatal or exc.retriable) or failures >= max_failures:
+                raise
             metrics.stage_restarts.labels(stage, exc.name or type(exc).__name__).inc()
             log.exception(
                 "stage failed, restarting it with new Kafka clients",

@@ -78,3 +78,13 @@ async def test_a_failure_after_stop_is_raised_not_retried() -> None:
     with pytest.raises(FatalKafkaError):
         await supervise("derive", stage.run, stop, Metrics(), first_delay=0.01)
     assert stage.runs == 1
+
+
+async def test_a_stage_that_keeps_failing_ends_the_service_for_the_orchestrator() -> None:
+    metrics = Metrics()
+    fenced = [FatalKafkaError("fenced", name="FENCED_INSTANCE_ID") for _ in range(4)]
+    stage = FlakyStage(*fenced)
+    with pytest.raises(FatalKafkaError):
+        await supervise("derive", stage.run, asyncio.Event(), metrics, 0.01, max_failures=3)
+    assert stage.runs == 3
+    assert restarts(metrics, "derive", "FENCED_INSTANCE_ID") == 2
