@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from typing import Any, Final
 
 import confluent_kafka
@@ -260,36 +261,34 @@ class TransactionalProducer(_BaseProducer):
         """
         if self._stuck is not None:
             raise FatalKafkaError(f"{what}: producer abandoned, {self._stuck} never returned")
-        failure: list[BaseException] = []
-        finished = False
+        outcome: Future[None] = Future()
 
         def run() -> None:
-            nonlocal finished
             try:
                 call(timeout)
             except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
-                failure.append(exc)
+                outcome.set_exception(exc)
+            else:
+                outcome.set_result(None)
             with self._lock:
-                finished = True
                 abandoned = self._stuck is not None
             if abandoned:
                 # Released here, if the call ever returns: destroying a client can block,
                 # and a garbage collection could otherwise do it on the event loop's thread.
                 self._release()
 
-        worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
-        worker.start()
-        worker.join(timeout + _STUCK_GRACE_SECONDS)
+        threading.Thread(target=run, name=f"kafka-{what}", daemon=True).start()
+        wait([outcome], timeout + _STUCK_GRACE_SECONDS)  # returns done or not, never raises
         with self._lock:
-            if not finished:
+            if not outcome.done():
                 self._stuck = what
         if self._stuck is not None:
             raise FatalKafkaError(
                 f"{what}: no answer {timeout + _STUCK_GRACE_SECONDS:.0f} s after its "
                 f"{timeout:.0f} s timeout; abandoning this producer"
             )
-        if failure:
-            exc = failure[0]
-            if isinstance(exc, confluent_kafka.KafkaException):
-                raise wrap(exc, what) from exc
-            raise exc
+        error = outcome.exception()
+        if isinstance(error, confluent_kafka.KafkaException):
+            raise wrap(error, what) from error
+        if error is not None:
+            raise error

@@ -15,6 +15,7 @@ the orchestrator's restart loop is where an operator will see it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -64,11 +65,8 @@ async def supervise(
                 "stage failed, restarting it with new Kafka clients",
                 extra={"stage": stage, "error": str(exc), "retry_s": delay},
             )
-            try:
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-            except TimeoutError:
-                pass  # waited out the back-off; stop was not requested
+            with contextlib.suppress(TimeoutError):  # the back-off, unless stop comes first
+                await asyncio.wait_for(stop.wait(), delay)
             if stop.is_set():
                 return
             delay = min(delay * 2, _MAX_DELAY_SECONDS)

@@ -18,7 +18,7 @@ SUBSCRIPTIONS = (M, BULK_SUBSCRIBE_PROFILES)
 
 
 def batcher(**settings: object) -> Batcher:
-    return Batcher(DeliverySettings(**{"linger_seconds": 0.5, **settings}))  # type: ignore[arg-type]
+    return Batcher(DeliverySettings.model_validate({"linger_seconds": 0.5, **settings}))
 
 
 def test_due_in_is_none_when_empty_and_linger_until_full() -> None:

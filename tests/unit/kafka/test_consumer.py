@@ -42,19 +42,21 @@ def consumer() -> KafkaConsumer:
     return real
 
 
-def test_consume_skips_partition_eof(consumer: KafkaConsumer) -> None:
+def test_consume_skips_partition_eof(
+    consumer: KafkaConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eof = _error(Codes._PARTITION_EOF)
-    consumer._consumer = _FakeClient([[_record(0), eof, _record(1)]])  # type: ignore[assignment]
+    monkeypatch.setattr(consumer, "_consumer", _FakeClient([[_record(0), eof, _record(1)]]))
 
     assert [m.offset for m in consumer.consume(10, 0.1)] == [0, 1]
 
 
 def test_consume_returns_records_before_error_then_raises_then_continues(
-    consumer: KafkaConsumer,
+    consumer: KafkaConsumer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failing = _error(Codes.COORDINATOR_NOT_AVAILABLE, retriable=True)
     batch = [_record(0), _record(1), failing, _record(2)]
-    consumer._consumer = _FakeClient([batch])  # type: ignore[assignment]
+    monkeypatch.setattr(consumer, "_consumer", _FakeClient([batch]))
 
     assert [m.offset for m in consumer.consume(10, 0.1)] == [0, 1]
     with pytest.raises(RetriableKafkaError) as caught:
@@ -63,8 +65,10 @@ def test_consume_returns_records_before_error_then_raises_then_continues(
     assert [m.offset for m in consumer.consume(10, 0.1)] == [2]
 
 
-def test_consume_respects_max_messages_over_buffered_records(consumer: KafkaConsumer) -> None:
-    consumer._consumer = _FakeClient([[_record(0), _record(1), _record(2)]])  # type: ignore[assignment]
+def test_consume_respects_max_messages_over_buffered_records(
+    consumer: KafkaConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer, "_consumer", _FakeClient([[_record(0), _record(1), _record(2)]]))
 
     assert [m.offset for m in consumer.consume(2, 0.1)] == [0, 1]
     assert [m.offset for m in consumer.consume(2, 0.1)] == [2]
