@@ -75,6 +75,14 @@ class KafkaSettings(_Section):
     transaction_timeout_ms: int = Field(
         60_000, ge=1_000, description="Producer transaction timeout."
     )
+    max_message_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description=(
+            "Largest record the service writes: the producers' message.max.bytes and the"
+            " internal topics' max.message.bytes."
+        ),
+    )
 
     def to_librdkafka(self) -> dict[str, str]:
         """The librdkafka connection properties (secrets in plain text: never log this)."""
@@ -191,6 +199,16 @@ class DeriveSettings(_Section):
     max_record_bytes: int = Field(
         1_000_000, ge=1, description="Larger input payloads are dead-lettered."
     )
+    error_breaker_percent: float = Field(
+        50.0,
+        gt=0,
+        le=100,
+        description=(
+            "Stop the stage when more than this share of a window's records fail with an"
+            " unexpected error (100 = never)."
+        ),
+    )
+    error_breaker_window: int = Field(200, ge=1, description="Records per error-breaker window.")
 
 
 class DeliverySettings(_Section):
@@ -219,6 +237,16 @@ class DeliverySettings(_Section):
     subscriptions_steady_per_minute: int = Field(
         750, ge=1, description="Subscription requests per minute per merchant."
     )
+    error_breaker_percent: float = Field(
+        50.0,
+        gt=0,
+        le=100,
+        description=(
+            "Stop the stage when more than this share of a window's operations fail with an"
+            " unexpected error (100 = never)."
+        ),
+    )
+    error_breaker_window: int = Field(200, ge=1, description="Operations per error-breaker window.")
 
 
 class IntegrationsSettings(_Section):

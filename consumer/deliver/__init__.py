@@ -42,6 +42,7 @@ from consumer.deliver.request_builder import (
     build_event_bulk_request,
     build_subscription_batch,
     build_subscription_request,
+    serialize_alone,
 )
 from consumer.deliver.responses import classify, rate_limit_headers
 from consumer.deliver.retry import RetryBudget, RetryPolicy
@@ -91,4 +92,5 @@ __all__ = [
     "classify",
     "limits_from_settings",
     "rate_limit_headers",
+    "serialize_alone",
 ]

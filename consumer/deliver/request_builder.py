@@ -25,7 +25,13 @@ import orjson
 
 from consumer.klaviyo.contract import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES, operation
 from consumer.klaviyo.events import profile_identity
-from consumer.outbox.operations import EventOperation, Profile, SubscriptionOperation
+from consumer.outbox.operations import (
+    EventOperation,
+    Operation,
+    Profile,
+    PropertyValue,
+    SubscriptionOperation,
+)
 
 __all__ = [
     "EVENTS_PATH",
@@ -39,8 +45,10 @@ __all__ = [
     "build_subscription_request",
     "event_key",
     "event_resource",
+    "exact_number",
     "profile_entry_overhead",
     "serialize",
+    "serialize_alone",
     "subscription_group",
     "subscription_key",
 ]
@@ -111,9 +119,21 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _number(value: Decimal) -> int | float:
-    # orjson has no Decimal; whole amounts stay integers so 10 is not sent as 10.0.
-    return int(value) if value == value.to_integral_value() else float(value)
+def exact_number(value: Decimal) -> orjson.Fragment:
+    """``value`` as an exact JSON number, in plain notation without trailing zeros.
+
+    orjson has no Decimal, and a float would round money (99999999999999.9999 became
+    100000000000000.0); a fragment is written as it is. Derivation bounds amounts and the
+    outbox codec refuses non-finite ones, so the text is always a JSON number.
+    """
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return orjson.Fragment(text)
+
+
+def _property(value: PropertyValue) -> object:
+    return exact_number(value) if isinstance(value, Decimal) else value
 
 
 def _profile_attributes(profile: Profile) -> dict[str, str]:
@@ -134,14 +154,14 @@ def _profile_data(profile: Profile) -> dict[str, Any]:
 def event_resource(event: EventOperation) -> dict[str, Any]:
     """The ``event`` resource object of one operation (one element of ``events.data``)."""
     attributes: dict[str, Any] = {
-        "properties": dict(event.properties),
+        "properties": {name: _property(value) for name, value in event.properties.items()},
         "time": _iso(event.time),
         "unique_id": event.unique_id,
         "backfill": event.backfill,
         "metric": {"data": {"type": "metric", "attributes": {"name": event.metric}}},
     }
     if event.value is not None:
-        attributes["value"] = _number(event.value)
+        attributes["value"] = exact_number(event.value)
     if event.value_currency is not None:
         attributes["value_currency"] = event.value_currency
     return {"type": "event", "attributes": attributes}
@@ -280,6 +300,17 @@ def build_subscription_request(subscriptions: Sequence[SubscriptionOperation]) -
 def serialize(body: dict[str, Any]) -> bytes:
     """The exact bytes sent for ``body`` (compact JSON, UTF-8)."""
     return orjson.dumps(body)
+
+
+def serialize_alone(operation: Operation) -> bytes:
+    """The body ``operation`` would be sent in on its own.
+
+    Raises:
+        TypeError: the operation cannot be serialised (orjson's ``JSONEncodeError``).
+    """
+    if isinstance(operation, EventOperation):
+        return serialize(build_event_batch([operation]).body)
+    return serialize(build_subscription_batch([operation]).body)
 
 
 def body_size(body: dict[str, Any]) -> int:

@@ -30,3 +30,8 @@ class InvalidRecord(ConsumerError):
     def invalid(cls, where: str, why: str) -> InvalidRecord:
         """A field has an impossible value; ``why`` must not quote customer data."""
         return cls(DeadLetterCode.INVALID_VALUE, f"{where} {why}")
+
+    @classmethod
+    def out_of_range(cls, where: str, why: str) -> InvalidRecord:
+        """An amount does not fit the contract's decimal type."""
+        return cls(DeadLetterCode.AMOUNT_OUT_OF_RANGE, f"{where} {why}")

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from consumer.derive.errors import InvalidRecord
 
 __all__ = [
+    "MONEY_PRECISION",
+    "MONEY_SCALE",
     "child",
     "children",
     "count",
@@ -35,6 +37,12 @@ __all__ = [
 
 T = TypeVar("T")
 Record = Mapping[str, Any]
+
+MONEY_PRECISION = 18
+MONEY_SCALE = 4
+"""Every amount in ``schemas/`` is ``decimal(18, 4)`` (a unit test holds the schemas to it)."""
+_MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
+_CONTRACT = f"amounts are decimal({MONEY_PRECISION}, {MONEY_SCALE})"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -114,11 +122,23 @@ def _as_money(value: object, where: str) -> Decimal:
         raise InvalidRecord.invalid(where, "is not a finite amount")
     if amount < 0:
         raise InvalidRecord.invalid(where, "is negative")
+    # Precision is not part of a schema's fingerprint: a writer may declare more digits than
+    # the contract, and Avro then hands over whatever it wrote.
+    if amount >= _MONEY_LIMIT:
+        raise InvalidRecord.out_of_range(
+            where, f"has more than {MONEY_PRECISION - MONEY_SCALE} integer digits ({_CONTRACT})"
+        )
+    _, digits, exponent = amount.as_tuple()
+    extra = -MONEY_SCALE - int(exponent)
+    if extra > 0 and any(digits[-extra:]):
+        raise InvalidRecord.out_of_range(
+            where, f"has more than {MONEY_SCALE} decimal places ({_CONTRACT})"
+        )
     return amount
 
 
 def money(record: Record, key: str, where: str = "") -> Decimal:
-    """A required, finite, non-negative decimal amount."""
+    """A required, finite, non-negative amount within the contract's ``decimal(18, 4)``."""
     value = record.get(key)
     if value is None:
         raise InvalidRecord.missing(_path(where, key))
@@ -126,7 +146,7 @@ def money(record: Record, key: str, where: str = "") -> Decimal:
 
 
 def optional_money(record: Record, key: str, where: str = "") -> Decimal | None:
-    """An optional, finite, non-negative decimal amount."""
+    """An optional amount, read as ``money`` reads a required one."""
     value = record.get(key)
     return None if value is None else _as_money(value, _path(where, key))
 

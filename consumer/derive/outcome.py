@@ -61,6 +61,8 @@ class DeadLetterCode(StrEnum):
     """A field the contract requires is absent or null."""
     INVALID_VALUE = "invalid_value"
     """A field has an impossible value (quantity < 1, negative money, unknown enum, ...)."""
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+    """An amount has more integer digits or decimal places than the contract's decimal(18, 4)."""
     NO_IDENTIFIER = "no_identifier"
     """The customer has no e-mail, phone or external id (or not the one a channel needs)."""
     INVALID_EMAIL = "invalid_email"

@@ -6,7 +6,7 @@
   ``ProductName``, ``SKU``, ``VariantName``, ``ProductId``, ``Price``, ``ProductUrl``,
   ``ImageUrl``; optional ones are omitted when unknown (``ProductUrl``/``ImageUrl`` only exist
   from contract v2 on). ``value`` = price, in the item's currency or the merchant's default;
-  ``Price`` is the same amount as a number.
+  ``Price`` is the same amount as an exact number.
 - MARKETING_SIGNUP → a subscription, see ``consent``.
 - UNKNOWN → the counted skip ``unknown_event_type`` (a newer upstream type).
 
@@ -104,7 +104,7 @@ def _event(
         "SKU": fields.optional_text(wishlist, "sku", "wishlist"),
         "VariantName": fields.optional_text(wishlist, "variant_name", "wishlist"),
         "ProductId": fields.text(wishlist, "product_id", "wishlist"),
-        "Price": float(price) if price is not None else None,
+        "Price": price,
         "ProductUrl": fields.optional_text(wishlist, "product_url", "wishlist"),
         "ImageUrl": fields.optional_text(wishlist, "image_url", "wishlist"),
     }

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 # confluent_kafka.admin re-exports these without __all__, which strict mypy refuses; import
 # them from where they are defined.
-from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._config import ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from consumer.kafka.config import ConfigValue, build_config
@@ -39,8 +39,8 @@ class TopicSpec:
     """A topic as this service needs it.
 
     ``config`` holds topic properties used on creation (e.g. ``{"cleanup.policy": "compact"}``);
-    of these only ``cleanup.policy`` is checked on an existing topic, since operators may
-    legitimately tune retention and the like.
+    of these only ``cleanup.policy`` (equal) and ``max.message.bytes`` (at least) are checked
+    on an existing topic, since operators may legitimately tune retention and the like.
     """
 
     name: str
@@ -52,6 +52,17 @@ class TopicSpec:
     def cleanup_policy(self) -> frozenset[str]:
         """The expected cleanup policies (Kafka's default is ``delete``)."""
         return _policies(self.config.get("cleanup.policy", "delete"))
+
+
+def _check_message_bytes(spec: TopicSpec, entry: ConfigEntry | None) -> None:
+    needed = spec.config.get("max.message.bytes")
+    if needed is None or entry is None or entry.value is None:
+        return  # not asked for, or a broker that does not say (its default applies)
+    if int(entry.value) < int(needed):
+        raise TopicMismatchError(
+            f"topic {spec.name!r} has max.message.bytes={entry.value}, expected at least "
+            f"{needed} (kafka.max_message_bytes)"
+        )
 
 
 def _policies(value: str) -> frozenset[str]:
@@ -183,6 +194,7 @@ class KafkaAdmin:
                     f"topic {spec.name!r} has cleanup.policy={','.join(sorted(actual_policy))}, "
                     f"expected {','.join(sorted(spec.cleanup_policy))}"
                 )
+            _check_message_bytes(spec, entries.get("max.message.bytes"))
 
     def _wait_for_leaders(self, expected: Mapping[str, int], timeout: float) -> None:
         # Creation returns when the controller has the topic; producers and consumers need

@@ -37,6 +37,13 @@ _DEFAULTS: Final[Mapping[str, ConfigValue]] = {
     "compression.type": "lz4",
 }
 _QUEUE_FULL_WAIT_SECONDS: Final = 0.1
+
+
+def _defaults(settings: KafkaSettings) -> dict[str, ConfigValue]:
+    # The internal topics' max.message.bytes is the same setting (consumer.runtime.topics).
+    return {**_DEFAULTS, "message.max.bytes": settings.max_message_bytes}
+
+
 _STUCK_GRACE_SECONDS: Final = 5.0
 
 
@@ -149,7 +156,7 @@ class Producer(_BaseProducer):
         extra: Mapping[str, ConfigValue] | None = None,
         queue_full_timeout: float = 30.0,
     ) -> None:
-        conf = build_config(settings, defaults=_DEFAULTS, pinned=_PINNED, extra=extra)
+        conf = build_config(settings, defaults=_defaults(settings), pinned=_PINNED, extra=extra)
         super().__init__(conf, queue_full_timeout)
 
 
@@ -177,7 +184,10 @@ class TransactionalProducer(_BaseProducer):
         queue_full_timeout: float = 30.0,
     ) -> None:
         pinned = {**_PINNED, "transactional.id": transactional_id}
-        defaults = {**_DEFAULTS, "transaction.timeout.ms": settings.transaction_timeout_ms}
+        defaults = {
+            **_defaults(settings),
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+        }
         conf = build_config(settings, defaults=defaults, pinned=pinned, extra=extra)
         super().__init__(conf, queue_full_timeout)
         self.transactional_id = transactional_id

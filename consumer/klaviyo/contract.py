@@ -202,11 +202,13 @@ def _parse_body(body: object) -> tuple[object, int] | ContractViolation:
         except orjson.JSONDecodeError as exc:
             return ContractViolation("/data", f"body is not valid JSON: {exc}", Rule.INVALID_JSON)
     try:
-        return body, len(orjson.dumps(body))
+        raw = orjson.dumps(body)
     except TypeError as exc:
         return ContractViolation(
             "/data", f"body is not JSON-serialisable: {exc}", Rule.INVALID_JSON
         )
+    # Checked as Klaviyo reads it: exact numbers (orjson fragments) become JSON numbers.
+    return orjson.loads(raw), len(raw)
 
 
 def _schema_violations(validator: Validator, value: object) -> set[ContractViolation]:

@@ -36,6 +36,10 @@ class Metrics:
             "dead_letters", "Records written to the dead-letter topic.", ["stage", "reason"],
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.record_errors = Counter(
+            "record_errors", "Records dead-lettered after an unexpected error (a bug).",
+            ["stage", "error"], namespace=_NS, registry=r,
+        )  # fmt: skip
         self.parked_operations = Counter(
             "parked_operations", "Operations written to the parked topic.", ["reason"],
             namespace=_NS, registry=r,

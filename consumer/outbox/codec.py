@@ -2,11 +2,14 @@
 
 Short keys keep a record small (the outbox holds every operation until delivery); ``"v"`` is
 the format version so a newer deliver stage can still read what an older derive stage wrote.
-Decimals travel as strings so money keeps its exact digits.
+Decimals travel as strings so money keeps its exact digits: ``"val"`` is the event's value,
+``"prd"`` names the properties whose string is a decimal. A decimal that is not finite, or too
+long to be an amount, makes the record unreadable rather than a request Klaviyo cannot parse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,6 +22,7 @@ from consumer.outbox.operations import (
     EventOperation,
     Operation,
     Profile,
+    PropertyValue,
     SubscriptionOperation,
 )
 
@@ -43,12 +47,48 @@ def _profile_in(data: dict[str, str]) -> Profile:
     return Profile(**{name: data.get(short) for short, name in _PROFILE_KEYS})
 
 
+_MAX_DECIMAL_DIGITS = 40  # either side of the point; amounts have at most 14 and 4
+
+
+def _decimal(text: object) -> Decimal:
+    if not isinstance(text, str):
+        raise OutboxFormatError(f"decimal {text!r} is not a string")
+    value = Decimal(text)
+    if not value.is_finite():
+        raise OutboxFormatError(f"decimal {text!r} is not finite")
+    exponent = value.as_tuple().exponent
+    if value.adjusted() >= _MAX_DECIMAL_DIGITS or int(exponent) < -_MAX_DECIMAL_DIGITS:
+        raise OutboxFormatError(f"decimal with exponent {exponent} is too long for an amount")
+    return value
+
+
+def _properties_out(properties: Mapping[str, PropertyValue]) -> tuple[dict[str, Any], list[str]]:
+    plain: dict[str, Any] = {}
+    decimals: list[str] = []
+    for name, value in properties.items():
+        if isinstance(value, Decimal):
+            decimals.append(name)
+            plain[name] = str(value)
+        else:
+            plain[name] = value
+    return plain, decimals
+
+
+def _properties_in(plain: dict[str, Any], decimals: list[str]) -> dict[str, PropertyValue]:
+    for name in decimals:
+        plain[name] = _decimal(plain[name])
+    return plain
+
+
 def encode_operation(op: Operation) -> bytes:
     """Serialise one operation for the outbox."""
     doc: dict[str, Any] = {"v": FORMAT_VERSION, "m": op.merchant_id, "p": _profile_out(op.profile)}
     doc["u"] = op.unique_id
     if isinstance(op, EventOperation):
-        doc.update(k="e", n=op.metric, pr=dict(op.properties), t=op.time.isoformat())
+        properties, decimals = _properties_out(op.properties)
+        doc.update(k="e", n=op.metric, pr=properties, t=op.time.isoformat())
+        if decimals:
+            doc["prd"] = decimals
         if op.value is not None:
             doc["val"] = str(op.value)
         if op.value_currency is not None:
@@ -87,10 +127,10 @@ def decode_operation(data: bytes) -> Operation:
                 merchant_id=doc["m"],
                 metric=doc["n"],
                 profile=profile,
-                properties=doc["pr"],
+                properties=_properties_in(doc["pr"], doc.get("prd", [])),
                 time=time,
                 unique_id=doc["u"],
-                value=Decimal(doc["val"]) if "val" in doc else None,
+                value=_decimal(doc["val"]) if "val" in doc else None,
                 value_currency=doc.get("cur"),
                 backfill=doc.get("b", False),
             )

@@ -22,7 +22,8 @@ __all__ = [
     "SubscriptionOperation",
 ]
 
-PropertyValue = str | int | float | bool | None
+PropertyValue = str | int | float | bool | Decimal | None
+"""An event property value; amounts are ``Decimal`` so they keep their exact digits."""
 
 
 class Channel(StrEnum):

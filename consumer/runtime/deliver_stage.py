@@ -27,6 +27,7 @@ from consumer.deliver import (
     Outcome,
     Parked,
     Sink,
+    serialize_alone,
 )
 from consumer.kafka import (
     ConsumedMessage,
@@ -39,7 +40,8 @@ from consumer.kafka import (
 from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
-from consumer.runtime.dead_letter import FailedRecord, failure_headers
+from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget
+from consumer.runtime.record_errors import RecordErrors
 from consumer.settings import Settings
 
 __all__ = ["DeliverStage"]
@@ -82,6 +84,15 @@ class DeliverStage:
         self._last_commit = time.monotonic()
         self._reported: dict[str, int] = {}
         self._abandoned = False
+        self._budget = record_budget(settings.kafka.max_message_bytes)
+        self._errors = RecordErrors(
+            "deliver",
+            "delivery",
+            (OutboxFormatError,),
+            settings.delivery.error_breaker_percent,
+            settings.delivery.error_breaker_window,
+            metrics,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -126,10 +137,13 @@ class DeliverStage:
         self._metrics.records_consumed.labels("deliver", message.topic).inc()
         try:
             operation = decode_operation(message.value or b"")
-        except OutboxFormatError as exc:
-            failure = FailedRecord(exc.reason, type(exc).__name__, str(exc))
+            # Serialising it alone here means no request the lanes build can fail over it.
+            serialize_alone(operation)
+        except Exception as exc:  # noqa: BLE001 -- the record boundary (record_errors)
+            failure = self._errors.failure(exc, message)
             self._write_failure(message, self._topics.dead_letter, failure, "dead_lettered")
             return
+        self._errors.passed()
         self._messages[(message.partition, message.offset)] = message
         self._sink.submit(operation, (message.partition, message.offset))
 
@@ -157,9 +171,9 @@ class DeliverStage:
     def _write_failure(
         self, message: ConsumedMessage, topic: str, failure: FailedRecord, outcome: str
     ) -> None:
-        headers = failure_headers(message, "deliver", failure)
+        record = failure_record(message, "deliver", failure, self._budget)
         # Produce is asynchronous; the commit that covers this offset flushes it first.
-        self._producer.produce(topic, message.key, message.value, headers)
+        self._producer.produce(topic, record.key, record.value, record.headers)
         if outcome == "dead_lettered":
             self._metrics.dead_letters.labels("deliver", failure.reason).inc()
         else:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +40,10 @@ from consumer.kafka import (
 )
 from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
-from consumer.outbox import EventOperation, encode_operation
+from consumer.outbox import EventOperation, Operation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
-from consumer.runtime.dead_letter import FailedRecord, failure_headers
+from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget, record_size
+from consumer.runtime.record_errors import OutputTooLarge, RecordErrors
 from consumer.runtime.restore import read_partitions_to_end
 from consumer.runtime.timers import TimerIndex
 from consumer.settings import Settings
@@ -56,6 +58,16 @@ MerchantLookup = Callable[[str], MerchantSettings | None]
 _BATCH = 500
 _POLL_SECONDS = 0.2
 _TIMER_SWEEP_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One input record decoded, derived and encoded, not yet written."""
+
+    merchant_id: str
+    result: Derivation
+    outbox: list[tuple[Operation, bytes]]
+    order_id: str | None
 
 
 class DeriveStage:
@@ -103,6 +115,15 @@ class DeriveStage:
         )
         self._last_sweep = 0.0
         self._abandoned = False
+        self._budget = record_budget(settings.kafka.max_message_bytes)
+        self._errors = RecordErrors(
+            "derive",
+            "derive",
+            (DecodeError, OutputTooLarge),
+            settings.derive.error_breaker_percent,
+            settings.derive.error_breaker_window,
+            metrics,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -195,29 +216,63 @@ class DeriveStage:
 
     def _process(self, message: ConsumedMessage) -> None:
         try:
-            record = self._decoders[message.topic].decode(message.value)
-        except DecodeError as exc:
-            self._dead_letter(message, FailedRecord(exc.reason, type(exc).__name__, str(exc)))
-            self._checkpoint.processed(message)
-            return
+            prepared = self._prepare(message)
+        except Exception as exc:  # noqa: BLE001 -- the record boundary (record_errors)
+            self._dead_letter(message, self._errors.failure(exc, message))
+        else:
+            self._errors.passed()
+            if prepared.order_id is not None and prepared.result.state is not None:
+                store = self._store.partition(message.partition)
+                store.put(prepared.order_id, prepared.result.state)
+                self._timers.schedule(message.partition, prepared.order_id, prepared.result.state)
+            self._apply(message, prepared.merchant_id, prepared.result, prepared.outbox)
+        self._checkpoint.processed(message)
+
+    def _prepare(self, message: ConsumedMessage) -> _Prepared:
+        """Decode, derive and encode one record, writing nothing (it may still fail whole)."""
+        record = self._decoders[message.topic].decode(message.value)
+        result = self.derive_record(message, record)
         merchant_id = str(record.get("merchant_id") or "")
-        merchant = self._merchants(merchant_id)
+        outbox = [self._encoded(op) for op in result.operations]
+        order_id = None
+        if message.topic == self._topics.orders:
+            order_id = str(record.get("order_id") or "")
+            if result.state is not None:
+                self._fits("tracking state", order_id.encode(), encode_order_state(result.state))
+        return _Prepared(merchant_id, result, outbox, order_id)
+
+    def derive_record(self, message: ConsumedMessage, record: dict[str, Any]) -> Derivation:
+        """The one call into derivation for an input record (tests override it to inject
+        faults); reads the order's tracking state but stores nothing."""
+        merchant = self._merchants(str(record.get("merchant_id") or ""))
         now = self._clock()
         if message.topic == self._topics.orders:
             store = self._store.partition(message.partition)
-            order_id = str(record.get("order_id") or "")
-            result = derive_order(record, merchant, store.get(order_id), now, self._config)
-            if result.state is not None:
-                store.put(order_id, result.state)
-                self._timers.schedule(message.partition, order_id, result.state)
-        elif message.topic == self._topics.returns:
-            result = derive_return(record, merchant, now, self._config)
-        else:
-            result = derive_storefront_event(record, merchant, now, self._config)
-        self._apply(message, merchant_id, result)
-        self._checkpoint.processed(message)
+            state = store.get(str(record.get("order_id") or ""))
+            return derive_order(record, merchant, state, now, self._config)
+        if message.topic == self._topics.returns:
+            return derive_return(record, merchant, now, self._config)
+        return derive_storefront_event(record, merchant, now, self._config)
 
-    def _apply(self, source: ConsumedMessage | None, merchant_id: str, result: Derivation) -> None:
+    def _encoded(self, op: Operation) -> tuple[Operation, bytes]:
+        value = encode_operation(op)
+        self._fits("outbox operation", op.merchant_id.encode(), value)
+        return op, value
+
+    def _fits(self, what: str, key: bytes, value: bytes) -> None:
+        size = record_size(key, value)
+        if size > self._budget:
+            raise OutputTooLarge(
+                f"its {what} needs {size} bytes; kafka.max_message_bytes leaves {self._budget}"
+            )
+
+    def _apply(
+        self,
+        source: ConsumedMessage | None,
+        merchant_id: str,
+        result: Derivation,
+        outbox: list[tuple[Operation, bytes]],
+    ) -> None:
         outcomes = self._checkpoint.outcomes
         for skip in result.skips:
             outcomes[("skipped", skip.reason.value)] += 1
@@ -227,18 +282,16 @@ class DeriveStage:
                 reason.code.value, "DerivationError", reason.message, merchant_id
             )
             self._dead_letter(source, failure)
-        for op in result.operations:
-            self._producer.produce(
-                self._topics.outbox, op.merchant_id.encode(), encode_operation(op)
-            )
+        for op, value in outbox:
+            self._producer.produce(self._topics.outbox, op.merchant_id.encode(), value)
             if isinstance(op, EventOperation):
                 outcomes[("derived", "event", op.metric)] += 1
             else:
                 outcomes[("derived", "subscription", op.channel.value)] += 1
 
     def _dead_letter(self, source: ConsumedMessage, failure: FailedRecord) -> None:
-        headers = failure_headers(source, "derive", failure)
-        self._producer.produce(self._topics.dead_letter, source.key, source.value, headers)
+        record = failure_record(source, "derive", failure, self._budget)
+        self._producer.produce(self._topics.dead_letter, record.key, record.value, record.headers)
         self._checkpoint.outcomes[("dead_letter", failure.reason)] += 1
 
     def _sweep_timers(self) -> None:
@@ -250,7 +303,9 @@ class DeriveStage:
         if fired:
             self._checkpoint.begin()
         for merchant_id, result in fired:
-            self._apply(None, merchant_id, result)
+            # Timer operations come from stored state, which was checked when it was stored.
+            outbox = [(op, encode_operation(op)) for op in result.operations]
+            self._apply(None, merchant_id, result, outbox)
 
     # -- rebalancing (called inside consume, on the worker thread) ---------------------------
 

@@ -6,6 +6,10 @@
 - An input record that derivation could not process (stage ``derive``) goes back to the topic
   it came from, to be derived again by a fixed service.
 
+A record is republished with the headers it had originally. One that was truncated to fit the
+dead-letter topic (header ``original_size``) cannot be restored and is counted as
+``truncated``; its source coordinates are in its headers.
+
 Replays are idempotent: operations keep their ``unique_id``, so Klaviyo records each event once
 however often it is replayed. Publishing is paced to ``rate`` records per second.
 """
@@ -22,7 +26,14 @@ from typing import Literal
 
 from consumer.kafka import ConsumedMessage, KafkaAdmin, Producer
 from consumer.outbox import EventOperation, OutboxFormatError, decode_operation, encode_operation
-from consumer.runtime.dead_letter import H_FIRST_FAILURE, H_MERCHANT, H_STAGE, H_TOPIC
+from consumer.runtime.dead_letter import (
+    H_FIRST_FAILURE,
+    H_MERCHANT,
+    H_ORIGINAL_SIZE,
+    H_STAGE,
+    H_TOPIC,
+    original_headers,
+)
 from consumer.runtime.restore import read_partitions_to_end
 from consumer.settings import Settings
 
@@ -42,6 +53,7 @@ class ReplayReport:
     backfilled: int = 0
     filtered_out: int = 0
     unreadable: int = 0
+    truncated: int = 0
 
 
 def _header(message: ConsumedMessage, name: str) -> str | None:
@@ -87,9 +99,11 @@ def replay(
         for message in _paced(_flatten(messages.values()), rate, clock):
             if not _selected(message, merchant, since):
                 report.filtered_out += 1
+            elif message.header(H_ORIGINAL_SIZE) is not None:
+                report.truncated += 1
             elif _header(message, H_STAGE) == "derive":
                 origin = _header(message, H_TOPIC) or ""
-                producer.produce(origin, message.key, message.value)
+                producer.produce(origin, message.key, message.value, original_headers(message))
                 report.to_source_topics += 1
             else:
                 _to_outbox(producer, topics.outbox, message, backfill_before, report)
@@ -115,7 +129,8 @@ def _to_outbox(
     if isinstance(op, EventOperation) and not op.backfill and op.time < backfill_before:
         op = dataclasses.replace(op, backfill=True)
         report.backfilled += 1
-    producer.produce(outbox, op.merchant_id.encode(), encode_operation(op))
+    key, value = op.merchant_id.encode(), encode_operation(op)
+    producer.produce(outbox, key, value, original_headers(message))
     report.to_outbox += 1
 
 

@@ -25,11 +25,14 @@ def service_topic_specs(
     topics = settings.topics
     partitions = topics.internal_partitions or input_partitions
     rf = topics.replication_factor
+    # Every record the service writes is at most the producers' message.max.bytes (the same
+    # setting): an existing topic with a smaller max.message.bytes is refused at start.
+    sized = {"max.message.bytes": str(settings.kafka.max_message_bytes)}
     return [
-        TopicSpec(topics.outbox, partitions, replication_factor=rf),
-        TopicSpec(topics.tracking_state, order_partitions, _COMPACT, replication_factor=rf),
-        TopicSpec(topics.dead_letter, partitions, replication_factor=rf),
-        TopicSpec(topics.parked, partitions, replication_factor=rf),
+        TopicSpec(topics.outbox, partitions, sized, replication_factor=rf),
+        TopicSpec(topics.tracking_state, order_partitions, _COMPACT | sized, replication_factor=rf),
+        TopicSpec(topics.dead_letter, partitions, sized, replication_factor=rf),
+        TopicSpec(topics.parked, partitions, sized, replication_factor=rf),
     ]
 
 
@@ -38,7 +41,8 @@ def ensure_service_topics(settings: Settings) -> list[str]:
 
     Raises:
         UnknownTopicError: an input topic does not exist (upstream must create it).
-        TopicMismatchError: an internal topic exists with the wrong partitions or policy.
+        TopicMismatchError: an internal topic exists with the wrong partitions or policy, or
+            a ``max.message.bytes`` below ``kafka.max_message_bytes``.
     """
     admin = KafkaAdmin(settings.kafka)
     topics = settings.topics

@@ -18,6 +18,7 @@ from consumer.deliver.request_builder import (
     build_subscription_request,
     event_key,
     serialize,
+    serialize_alone,
 )
 from consumer.klaviyo import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES, validate_request
 from consumer.outbox.operations import Channel, EventOperation, Profile
@@ -38,7 +39,7 @@ def test_build_event_bulk_request_exact_shape() -> None:
         ),
         backfill=True,
     )
-    assert build_event_bulk_request([op]) == {
+    assert orjson.loads(serialize(build_event_bulk_request([op]))) == {
         "data": {
             "type": "event-bulk-create-job",
             "attributes": {
@@ -105,16 +106,44 @@ def test_build_event_batch_groups_by_profile_in_first_seen_order() -> None:
 
 @pytest.mark.parametrize(
     ("value", "sent"),
-    [(Decimal("10"), 10), (Decimal("10.00"), 10), (Decimal("0.1"), 0.1), (None, None)],
+    [
+        (Decimal("10"), b"10"),
+        (Decimal("10.0000"), b"10"),
+        (Decimal("0.1"), b"0.1"),
+        (Decimal("12.3400"), b"12.34"),
+        (Decimal("1E+2"), b"100"),
+        (Decimal("99999999999999.9999"), b"99999999999999.9999"),
+        (Decimal("0.0000"), b"0"),
+    ],
 )
-def test_event_value_is_a_json_number_and_optional(value: Decimal | None, sent: object) -> None:
-    op = factories.event(0, value=value, value_currency=None if value is None else "USD")
-    attributes = build_event_bulk_request([op])["data"]["attributes"]["events-bulk-create"]["data"][
-        0
-    ]["attributes"]["events"]["data"][0]["attributes"]
-    assert attributes.get("value") == sent
-    assert type(attributes.get("value")) is type(sent)
-    assert ("value_currency" in attributes) == (value is not None)
+def test_event_value_is_sent_as_its_exact_decimal_text(value: Decimal, sent: bytes) -> None:
+    op = factories.event(0, value=value, value_currency="USD")
+    body = serialize(build_event_bulk_request([op]))
+    assert b'"value":' + sent + b',"value_currency":"USD"' in body
+    assert validate_request(BULK_CREATE_EVENTS, body, now=NOW) == []
+
+
+def test_event_without_value_has_neither_value_nor_currency() -> None:
+    op = factories.event(0, value=None, value_currency=None)
+    body = orjson.loads(serialize(build_event_bulk_request([op])))
+    event = body["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]["events"]
+    assert "value" not in event["data"][0]["attributes"]
+    assert "value_currency" not in event["data"][0]["attributes"]
+
+
+def test_decimal_properties_are_sent_exactly() -> None:
+    op = factories.event(0, properties={"Price": Decimal("99999999999999.9999"), "n": 2})
+    body = serialize(build_event_bulk_request([op]))
+    assert b'"properties":{"Price":99999999999999.9999,"n":2}' in body
+
+
+def test_serialize_alone_raises_for_an_operation_orjson_cannot_write() -> None:
+    nested: object = "leaf"
+    for _ in range(300):  # deeper than orjson writes, shallower than it reads
+        nested = [nested]
+    op = factories.event(0, properties={"deep": nested})
+    with pytest.raises(TypeError):
+        serialize_alone(op)
 
 
 def test_event_time_is_iso_utc_whatever_the_zone() -> None:
