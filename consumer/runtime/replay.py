@@ -121,16 +121,16 @@ def _to_outbox(
     backfill_before: datetime,
     report: ReplayReport,
 ) -> None:
+    value = message.value or b""
     try:
-        op = decode_operation(message.value or b"")
-    except OutboxFormatError:
+        op = decode_operation(value)
+        if isinstance(op, EventOperation) and not op.backfill and op.time < backfill_before:
+            value = encode_operation(dataclasses.replace(op, backfill=True))
+            report.backfilled += 1
+    except (OutboxFormatError, TypeError):  # TypeError: orjson cannot write it back
         report.unreadable += 1
         return
-    if isinstance(op, EventOperation) and not op.backfill and op.time < backfill_before:
-        op = dataclasses.replace(op, backfill=True)
-        report.backfilled += 1
-    key, value = op.merchant_id.encode(), encode_operation(op)
-    producer.produce(outbox, key, value, original_headers(message))
+    producer.produce(outbox, op.merchant_id.encode(), value, original_headers(message))
     report.to_outbox += 1
 
 

@@ -122,10 +122,16 @@ async def wait_ready(service: Service, task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings, stage: Stage = "all", instance: str = "a"
+    settings: Settings,
+    stage: Stage = "all",
+    instance: str = "a",
+    service_type: type[Service] = Service,
 ) -> AsyncIterator[Service]:
-    """The service in this process, ready; stopped gracefully on exit."""
-    service = Service(settings, stage, instance, shutdown_seconds=20)
+    """The service in this process, ready; stopped gracefully on exit.
+
+    ``service_type`` lets a test run a subclass (e.g. one whose stage injects faults).
+    """
+    service = service_type(settings, stage, instance, shutdown_seconds=20)
     task = asyncio.create_task(service.run(), name=f"service-{instance}")
     try:
         await wait_ready(service, task)
