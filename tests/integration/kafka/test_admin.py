@@ -62,3 +62,20 @@ def test_ensure_topics_accepts_policy_list_in_any_order(
 def test_partition_count_of_unknown_topic_raises(kafka_settings: KafkaSettings) -> None:
     with pytest.raises(UnknownTopicError, match="does not exist"):
         KafkaAdmin(kafka_settings).partition_count(unique_name("missing"))
+
+
+def test_ensure_topics_creates_with_max_message_bytes_and_refuses_a_smaller_one(
+    kafka_settings: KafkaSettings,
+) -> None:
+    name = unique_name("test-sized")
+    sized = TopicSpec(name, partitions=1, config={"max.message.bytes": "1048576"})
+    assert ensure_topics(kafka_settings, [sized]) == [name]
+    # A topic that takes larger records than needed is fine ...
+    smaller = TopicSpec(name, partitions=1, config={"max.message.bytes": "500000"})
+    assert ensure_topics(kafka_settings, [smaller]) == []
+    # ... one that cannot take every record the service may write is refused at start.
+    larger = TopicSpec(name, partitions=1, config={"max.message.bytes": "2000000"})
+    with pytest.raises(
+        TopicMismatchError, match=f"{name}.*max.message.bytes=1048576, expected at least 2000000"
+    ):
+        ensure_topics(kafka_settings, [larger])
