@@ -45,7 +45,6 @@ __all__ = [
     "build_subscription_request",
     "event_key",
     "event_resource",
-    "exact_number",
     "profile_entry_overhead",
     "serialize",
     "serialize_alone",
@@ -119,7 +118,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def exact_number(value: Decimal) -> orjson.Fragment:
+def _exact_number(value: Decimal) -> orjson.Fragment:
     """``value`` as an exact JSON number, in plain notation without trailing zeros.
 
     orjson has no Decimal, and a float would round money (99999999999999.9999 became
@@ -133,7 +132,7 @@ def exact_number(value: Decimal) -> orjson.Fragment:
 
 
 def _property(value: PropertyValue) -> object:
-    return exact_number(value) if isinstance(value, Decimal) else value
+    return _exact_number(value) if isinstance(value, Decimal) else value
 
 
 def _profile_attributes(profile: Profile) -> dict[str, str]:
@@ -161,7 +160,7 @@ def event_resource(event: EventOperation) -> dict[str, Any]:
         "metric": {"data": {"type": "metric", "attributes": {"name": event.metric}}},
     }
     if event.value is not None:
-        attributes["value"] = exact_number(event.value)
+        attributes["value"] = _exact_number(event.value)
     if event.value_currency is not None:
         attributes["value_currency"] = event.value_currency
     return {"type": "event", "attributes": attributes}

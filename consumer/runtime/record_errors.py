@@ -9,9 +9,10 @@ every other record, so each record is counted once.
 - *Expected* errors are the stage's own record errors (``expected``): the record breaks a
   contract, and its ``reason`` says how.
 - Anything else is *unexpected*: a bug meeting odd data. The record is dead-lettered with the
-  reason ``internal_error``, the exception's class and message; the first one of each class is
-  logged with its traceback (the rest carry their coordinates in the dead-letter headers), and
-  each is counted in ``klaviyo_consumer_record_errors_total{stage,error}``.
+  reason ``internal_error`` (the one a deliver lane parks with on a bug), the exception's class
+  and message; the first one of each class is logged with its traceback (the rest carry their
+  coordinates in the dead-letter headers), and each is counted in
+  ``klaviyo_consumer_record_errors_total{stage,error}``.
 - The breaker: when more than ``percent`` % of a window of ``window`` consecutive records fail
   unexpectedly, ``failure`` raises ``ErrorBreakerOpen`` and the stage stops (and with it the
   process). A bug should page someone, not dead-letter the whole stream; derive's open
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 
+from consumer.deliver.sender import INTERNAL_ERROR
 from consumer.errors import ConsumerError
 from consumer.kafka import ConsumedMessage
 from consumer.observability import Metrics
@@ -30,8 +32,6 @@ from consumer.runtime.dead_letter import FailedRecord
 __all__ = ["INTERNAL_ERROR", "ErrorBreakerOpen", "OutputTooLarge", "RecordErrors"]
 
 log = logging.getLogger(__name__)
-
-INTERNAL_ERROR = "internal_error"
 
 
 class ErrorBreakerOpen(ConsumerError):
