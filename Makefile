@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 BIN := .venv/bin
 
-.PHONY: install lint test test-unit test-integration run bench clean
+.PHONY: install lint test test-unit test-integration run bench clean tools-helm helm-docs
 
 install: .venv/.installed
 
@@ -23,9 +23,17 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint tools-helm
 	$(BIN)/klaviyo-consumer dev fetch-broker
 	$(BIN)/pytest
+
+# helm and helm-docs built from the Go module proxy, CRDs from the operators' Go modules (.cache/).
+tools-helm: install
+	scripts/tools-helm.sh
+
+# Regenerate the chart README from values.yaml and README.md.gotmpl (tests/ops checks it).
+helm-docs: tools-helm
+	cd helm/klaviyo-consumer && ../../.cache/tools/bin/helm-docs -c . -s file --skip-version-footer -l error
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -116,6 +116,9 @@ Returned as YAML (`fromYaml` it): templates cannot return data otherwise.
 {{- if not .Values.kafka.bootstrapServers }}
 {{- fail "kafka.bootstrapServers is required" }}
 {{- end }}
+{{- if not .Values.keyEncryptionKeys.existingSecret }}
+{{- fail "keyEncryptionKeys.existingSecret is required: the service does not start without a key-encryption key" }}
+{{- end }}
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}
 {{- if not .Values.kafka.sasl.mechanism }}
 {{- fail (printf "kafka.sasl.mechanism is required with kafka.securityProtocol=%s" .Values.kafka.securityProtocol) }}
