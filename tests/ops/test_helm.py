@@ -64,9 +64,13 @@ def helm(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([TOOLS / "helm", *args], capture_output=True, text=True, check=False)
 
 
+class RenderError(Exception):
+    """helm template failed; the message is helm's."""
+
+
 @cache
-def _render_cached(values: tuple[str, ...], sets: tuple[str, ...], kube: str, chart: Path) -> str:
-    argv: list[str | Path] = ["template", "rel", chart, "--namespace", "shop"]
+def _render_cached(values: tuple[str, ...], sets: tuple[str, ...], kube: str) -> str:
+    argv: list[str | Path] = ["template", "rel", CHART, "--namespace", "shop"]
     argv += [a for v in values for a in ("-f", v)]
     argv += [a for s in sets for a in ("--set", s)]
     argv += ["--kube-version", kube]
@@ -76,15 +80,9 @@ def _render_cached(values: tuple[str, ...], sets: tuple[str, ...], kube: str, ch
     return done.stdout
 
 
-class RenderError(Exception):
-    """helm template failed; the message is helm's."""
-
-
-def render(
-    *values: Path, sets: tuple[str, ...] = (), kube: str = NEWEST_K8S, chart: Path = CHART
-) -> list[Manifest]:
+def render(*values: Path, sets: tuple[str, ...] = (), kube: str = NEWEST_K8S) -> list[Manifest]:
     """The manifests helm renders for these values files and ``--set`` overrides."""
-    text = _render_cached(tuple(str(v) for v in values), sets, kube, chart)
+    text = _render_cached(tuple(str(v) for v in values), sets, kube)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -101,13 +99,14 @@ def one(manifests: list[Manifest], kind: str) -> Manifest:
     return found
 
 
+def pod_spec(workload: Manifest) -> Manifest:
+    """The pod spec of a Deployment or a Pod."""
+    spec: Manifest = workload["spec"]
+    return spec["template"]["spec"] if workload["kind"] == "Deployment" else spec
+
+
 def container(workload: Manifest) -> Manifest:
-    spec = (
-        workload["spec"]["template"]["spec"]
-        if workload["kind"] == "Deployment"
-        else workload["spec"]
-    )
-    (c,) = spec["containers"]
+    (c,) = pod_spec(workload)["containers"]
     return c
 
 
@@ -249,18 +248,10 @@ def test_config_sections_are_the_services_settings_sections() -> None:
 
 
 def test_readme_is_generated_from_the_current_values() -> None:
+    # The flags of `make helm-docs`, printing instead of writing.
+    flags = ["-c", ".", "-s", "file", "--skip-version-footer", "-l", "error", "--dry-run"]
     done = subprocess.run(
-        [
-            TOOLS / "helm-docs",
-            "-c",
-            ".",
-            "-s",
-            "file",
-            "--skip-version-footer",
-            "-l",
-            "error",
-            "--dry-run",
-        ],
+        [TOOLS / "helm-docs", *flags],
         cwd=CHART,
         capture_output=True,
         text=True,
@@ -300,11 +291,7 @@ def workloads(manifests: list[Manifest]) -> list[Manifest]:
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_pod_runs_locked_down(values: Path) -> None:
     for workload in workloads(render(values)):
-        spec = (
-            workload["spec"]["template"]["spec"]
-            if workload["kind"] == "Deployment"
-            else workload["spec"]
-        )
+        spec = pod_spec(workload)
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True
         assert pod["runAsUser"] == 10001
@@ -349,7 +336,7 @@ def test_default_port_is_the_services_default() -> None:
 def test_grace_period_outlasts_the_shutdown_deadline(values: Path) -> None:
     for deployment in of_kind(render(values), "Deployment"):
         args = build_parser().parse_args(container(deployment)["args"])
-        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
         assert args.command == "run"
         assert grace > args.shutdown_seconds + _WATCHDOG_GRACE_SECONDS
 
@@ -358,7 +345,7 @@ def test_a_grace_period_within_the_shutdown_deadline_fails_to_render() -> None:
     with pytest.raises(RenderError, match="must exceed shutdownSeconds"):
         render(ci("default"), sets=("shutdownSeconds=30", "terminationGracePeriodSeconds=35"))
     rendered = one(render(ci("default"), sets=("shutdownSeconds=30",)), "Deployment")
-    assert rendered["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45
+    assert pod_spec(rendered)["terminationGracePeriodSeconds"] == 45
 
 
 # --- configuration and secrets -------------------------------------------------------------
@@ -395,8 +382,7 @@ FAKE_SECRETS = {
 def _materialise(deployment: Manifest, root: Path) -> dict[str, str]:
     """Lay out the pod's Secret and ConfigMap volumes under ``root`` as the kubelet would;
     return the container's environment with paths moved under ``root``."""
-    spec = deployment["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in spec["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
     for mount in container(deployment)["volumeMounts"]:
         volume = volumes[mount["name"]]
         if "secret" not in volume:
@@ -463,7 +449,7 @@ def test_rendered_environment_and_settings_file_load_into_the_service_settings(
 
 
 def test_no_secret_value_is_in_the_rendered_manifests() -> None:
-    text = _render_cached((str(ci("all-on")),), (), NEWEST_K8S, CHART)
+    text = _render_cached((str(ci("all-on")),), (), NEWEST_K8S)
     assert "kind: Secret\n" not in text
     for secret in FAKE_SECRETS.values():
         for value in secret.values():
@@ -590,7 +576,7 @@ def test_prometheus_rule_carries_the_alerts_file() -> None:
             assert r["expr"] == s["expr"]
             assert r.get("annotations") == s.get("annotations")  # {{ $labels }} left for Prometheus
             if "alert" in s:
-                assert r["labels"] == {**s.get("labels", {}), "team": "commerce"}
+                assert r["labels"] == {"team": "commerce", **s.get("labels", {})}
 
 
 def test_dashboard_configmap_is_labelled_for_the_grafana_sidecar() -> None:
