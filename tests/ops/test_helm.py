@@ -441,7 +441,8 @@ def test_rendered_environment_and_settings_file_load_into_the_service_settings(
     assert registry.basic_auth.get_secret_value() == "registry:registry-pw"
     assert Keyring.from_settings(settings.integrations).key_ids == ("k1", "k2")
     assert settings.integrations.primary_key_id == "k2"
-    # The settings file: whole numbers stay integers, sections as given.
+    # The settings file: sections as given, whole numbers written as integers (not `1e+04`).
+    assert "\ncheckpoint_max_records = 10000\n" in settings_file.read_text()
     assert settings.derive.checkpoint_max_records == 10_000
     assert settings.topics.internal_partitions == 24
     assert settings.delivery.linger_seconds == 0.25
@@ -464,6 +465,7 @@ def test_no_secret_value_is_in_the_rendered_manifests() -> None:
         (("kafka.securityProtocol=SASL_SSL",), "kafka.sasl.mechanism is required"),
         (("keyEncryptionKeys.existingSecret=",), "keyEncryptionKeys.existingSecret is required"),
         (("kafka.bootstrapServers=",), "kafka.bootstrapServers is required"),
+        (("autoscaling.hpa.enabled=true", "autoscaling.minReplicas=0"), "minReplicas 0 needs KEDA"),
     ],
 )
 def test_misconfiguration_fails_to_render(sets: tuple[str, ...], message: str) -> None:
