@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 BIN := .venv/bin
 
-.PHONY: install tools lint test test-unit test-integration run bench clean
+.PHONY: install tools helm-docs lint test test-unit test-integration run bench clean
 
 install: .venv/.installed
 
@@ -17,9 +17,11 @@ $(UV):
 	$(UV) sync --frozen --all-groups
 	@touch $@
 
-# Tools the ops tests run (pinned, cached under .cache/tools/).
+# Tools the ops tests run, pinned and cached under .cache/: docker-compose (PyPI), helm and
+# helm-docs built from the Go module proxy, CRDs from the operators' Go modules.
 tools: install
 	UV=$(UV) scripts/tools/compose.sh
+	scripts/tools/helm.sh
 
 lint: install
 	$(BIN)/ruff check consumer tests bench scripts
@@ -30,6 +32,10 @@ lint: install
 test: lint tools
 	$(BIN)/klaviyo-consumer dev fetch-broker
 	$(BIN)/pytest
+
+# Regenerate the chart README from values.yaml and README.md.gotmpl (tests/ops checks it).
+helm-docs: tools
+	cd helm/klaviyo-consumer && ../../.cache/tools/bin/helm-docs -c . -s file --skip-version-footer -l error
 
 test-unit: install
 	$(BIN)/pytest tests/unit
