@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 BIN := .venv/bin
 
-.PHONY: install lint test test-unit test-integration run bench clean
+.PHONY: install tools lint test test-unit test-integration run bench clean
 
 install: .venv/.installed
 
@@ -17,13 +17,17 @@ $(UV):
 	$(UV) sync --frozen --all-groups
 	@touch $@
 
+# Prometheus and promtool (pinned Debian package, unpacked into .cache/) for tests/ops.
+tools:
+	scripts/fetch-prometheus.sh >/dev/null
+
 lint: install
 	$(BIN)/ruff check consumer tests bench scripts
 	$(BIN)/ruff format --check consumer tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint tools
 	$(BIN)/klaviyo-consumer dev fetch-broker
 	$(BIN)/pytest
 
