@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.prometheus import prometheus_bin as fetch
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "helm/klaviyo-consumer/files/alerts.yaml"
@@ -16,7 +17,4 @@ RUNBOOK = ROOT / "docs/operations.md"
 @pytest.fixture(scope="session")
 def prometheus_bin() -> Path:
     """The directory holding ``prometheus`` and ``promtool`` (scripts/fetch-prometheus.sh)."""
-    script = ROOT / "scripts/fetch-prometheus.sh"
-    done = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, f"fetching Prometheus failed:\n{done.stderr}"
-    return Path(done.stdout.strip().splitlines()[-1])
+    return fetch()
