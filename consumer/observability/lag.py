@@ -8,8 +8,9 @@ what a transaction committed for it, so the stages also report every commit here
 newer of the two counts.
 
 Lag in records = last stable offset - committed, summed over the topic's partitions. A
-transactional topic ends in a commit marker that no consumer ever reads or commits past, so
-a partition whose records were all read and committed counts 0.
+transactional topic ends in a commit marker that the consumer skips but never commits past,
+so a partition whose records were all handed out (``app_offset`` at the end) and committed
+(up to the last record read) counts 0.
 Lag in seconds = now - timestamp of the newest record read, on partitions with records not
 yet committed; 0 when caught up; the max over the topic's partitions.
 """
@@ -53,13 +54,16 @@ class LagMonitor:
         self._backlog_topic = backlog_topic
         self._clock = clock
         self._read_at: dict[tuple[str, int], int] = {}
+        self._read_next: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
 
     def read(self, messages: Iterable[ConsumedMessage]) -> None:
         """Note the timestamps of records just consumed."""
         for message in messages:
+            key = (message.topic, message.partition)
+            self._read_next[key] = message.offset + 1
             if message.timestamp_ms >= 0:
-                self._read_at[(message.topic, message.partition)] = message.timestamp_ms
+                self._read_at[key] = message.timestamp_ms
 
     def committed(self, offsets: Iterable[TopicPartitionOffset]) -> None:
         """Note offsets the group has just committed (next offset to consume)."""
@@ -99,7 +103,7 @@ class LagMonitor:
             committed = int(view.get("lo_offset", -1))
         if end < 0 or committed < 0:
             return 0  # not known yet (partition just assigned)
-        read_all = int(view.get("next_offset", -1)) >= end
-        if read_all and committed >= int(view.get("app_offset", -1)):
-            return 0  # everything read is committed; what remains is a commit marker
+        handed_out = int(view.get("app_offset", -1)) >= end
+        if handed_out and committed >= self._read_next.get((topic, partition), committed):
+            return 0  # everything read is committed; what may remain is a commit marker
         return max(0, end - committed)

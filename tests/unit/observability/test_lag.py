@@ -45,13 +45,13 @@ def monitor(backlog: str | None = None) -> tuple[LagMonitor, Metrics]:
 
 def test_lag_is_last_stable_offset_minus_committed_summed_over_partitions() -> None:
     lag, metrics = monitor()
-    lag.read([record("orders", 0, 59, NOW - 30), record("orders", 1, 89, NOW - 5)])
+    lag.read([record("orders", 0, 59, NOW - 30), record("orders", 1, 99, NOW - 5)])
     lag.on_stats(
         stats(
             "orders",
             {
                 0: partition(committed_offset=40, app_offset=60, next_offset=100),
-                1: partition(committed_offset=90, app_offset=90, next_offset=90),
+                1: partition(committed_offset=90),  # read to the end, not all committed
                 2: partition(desired=False, committed_offset=0),  # not ours
             },
         )
@@ -71,8 +71,8 @@ def test_commits_reported_by_the_stage_count_over_librdkafkas_stale_view() -> No
 def test_a_trailing_commit_marker_is_not_lag() -> None:
     lag, metrics = monitor(backlog="outbox")
     lag.read([record("outbox", 0, 98, NOW - 600)])
-    # Last record at 98, its transaction's marker at 99: all read, all committed.
-    lag.on_stats(stats("outbox", {0: partition(committed_offset=99, app_offset=99)}))
+    # Last record at 98, its transaction's marker at 99 (skipped: app_offset is past it).
+    lag.on_stats(stats("outbox", {0: partition(committed_offset=99)}))
     assert gauge(metrics, "lag_records", group="g", topic="outbox") == 0
     assert gauge(metrics, "lag_seconds", group="g", topic="outbox") == 0
     assert gauge(metrics, "outbox_backlog_records") == 0
