@@ -67,19 +67,25 @@ class DeliverStage:
         self._metrics = metrics
         self._health = health
         health.set_ready("deliver", False)  # until partitions are assigned (and restored)
-        group = f"{settings.kafka.group_id}-deliver"
-        self._lag = LagMonitor(metrics, group, backlog_topic=settings.topics.outbox)
+        self._lag = LagMonitor(
+            metrics, f"{settings.kafka.group_id}-deliver", backlog_topic=settings.topics.outbox
+        )
         self._consumer = KafkaConsumer(
-            settings.kafka, group, group_instance_id=f"{instance_id}-deliver",
+            settings.kafka,
+            f"{settings.kafka.group_id}-deliver",
+            group_instance_id=f"{instance_id}-deliver",
             on_stats=self._lag.on_stats,
-        )  # fmt: skip
+        )
         self._producer = Producer(settings.kafka)
         self._tracker = OffsetTracker()
         self._messages: dict[tuple[int, int], ConsumedMessage] = {}
         self._sink = Sink(
-            settings.delivery, KlaviyoClient(settings.klaviyo), merchants, self._on_outcome,
+            settings.delivery,
+            KlaviyoClient(settings.klaviyo),
+            merchants,
+            self._on_outcome,
             metrics=metrics,
-        )  # fmt: skip
+        )
         self._paused: set[TopicPartition] = set()
         self._last_commit = time.monotonic()
         self._abandoned = False

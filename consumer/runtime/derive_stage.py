@@ -93,17 +93,23 @@ class DeriveStage:
         group = f"{settings.kafka.group_id}-derive"
         self._lag = LagMonitor(metrics, group)
         self._consumer = KafkaConsumer(
-            settings.kafka, group, group_instance_id=f"{instance_id}-derive",
+            settings.kafka,
+            group,
+            group_instance_id=f"{instance_id}-derive",
             on_stats=self._lag.on_stats,
-        )  # fmt: skip
+        )
         self._instance = instance_id
         self._producer = self._new_producer()
         self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
         self._timers = TimerIndex(self._store, self._config, merchants)
         self._checkpoint = Checkpoint(
-            self._producer, self._consumer, self._store, self._topics.tracking_state, metrics,
+            self._producer,
+            self._consumer,
+            self._store,
+            self._topics.tracking_state,
+            metrics,
             on_committed=self._lag.committed,
-        )  # fmt: skip
+        )
         self._last_sweep = 0.0
         self._abandoned = False
 
