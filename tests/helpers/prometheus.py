@@ -62,6 +62,11 @@ class PrometheusServer:
         self.log = workdir / "prometheus.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def promtool(self) -> Path:
+        """The promtool of the same release."""
+        return self._bin / "promtool"
+
     def start(self) -> None:
         argv = [
             str(self._bin / "prometheus"),

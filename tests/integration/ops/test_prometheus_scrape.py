@@ -16,7 +16,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -221,7 +220,7 @@ async def test_prometheus_scrapes_every_dashboard_and_alert_series(
 
     promtool = await asyncio.to_thread(
         subprocess.run,
-        [str(Path(prometheus_bin()) / "promtool"), "check", "metrics"],
+        [str(server.promtool), "check", "metrics"],
         input=exposition,
         capture_output=True,
         check=False,
