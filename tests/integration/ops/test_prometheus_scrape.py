@@ -23,6 +23,7 @@ import yaml
 
 from consumer.devstack.traffic import sample_traffic
 from consumer.kafka import Producer, TransactionalProducer
+from consumer.kafka import consumer as consumer_module
 from consumer.runtime.service import Service
 from tests.helpers.prometheus import ROOT, PrometheusServer, prometheus_bin
 from tests.integration.runtime.conftest import Stack, running_service
@@ -99,8 +100,12 @@ def alert_queries() -> dict[str, str]:
 
 
 @pytest.fixture
-async def prometheus(stack: Stack) -> AsyncIterator[tuple[Service, PrometheusServer]]:
+async def prometheus(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Service, PrometheusServer]]:
     """The service, ready, and a Prometheus scraping it (with the alert rules loaded)."""
+    # Statistics every 0.2 s instead of 5 s, so a lag of a second or two is seen.
+    monkeypatch.setattr(consumer_module, "_STATS_INTERVAL_MS", 200)
     async with running_service(stack.settings) as service:
         server = PrometheusServer(
             await asyncio.to_thread(prometheus_bin),
@@ -200,6 +205,12 @@ async def test_prometheus_scrapes_every_dashboard_and_alert_series(
     async with aiohttp.ClientSession() as http:
         await wait_for_series(http, server, queries, seconds=40)
         await wait_for_alerts(http, server, RAISED, seconds=20)
+        # Merchant-1's 429s held its operations (uncommitted) for a second or two: lag was seen.
+        lagged = {
+            f"lagged {m}": f'max_over_time({m}{{topic=~".*outbox"}}[5m]) > 0'
+            for m in ("klaviyo_consumer_lag_records", "klaviyo_consumer_lag_seconds")
+        }
+        await wait_for_series(http, server, lagged, seconds=5)
         # Drained: no lag left, though the outbox ends in transaction markers nobody reads.
         caught_up = {
             f"caught up {m}": f'max({m}{{topic=~".*outbox"}}) == 0 and max({m}) == 0'
