@@ -18,10 +18,12 @@ $(UV):
 	@touch $@
 
 # Tools the ops tests run, pinned and cached under .cache/: docker-compose (PyPI), helm and
-# helm-docs built from the Go module proxy, CRDs from the operators' Go modules.
+# helm-docs built from the Go module proxy, CRDs from the operators' Go modules, Prometheus and
+# promtool (a pinned Debian package, unpacked).
 tools: install
 	UV=$(UV) scripts/tools/compose.sh
 	scripts/tools/helm.sh
+	scripts/tools/prometheus.sh >/dev/null
 
 lint: install
 	$(BIN)/ruff check consumer tests bench scripts

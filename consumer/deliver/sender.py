@@ -63,6 +63,7 @@ from consumer.deliver.responses import classify, rate_limit_headers
 from consumer.deliver.retry import RetryBudget, RetryPolicy
 from consumer.klaviyo.contract import BULK_CREATE_EVENTS
 from consumer.merchant import MerchantSettings
+from consumer.observability.metrics import Metrics
 from consumer.outbox.operations import Operation
 from consumer.settings import DeliverySettings
 
@@ -97,6 +98,7 @@ class Sink:
         park_cooldown_seconds: how long a parked merchant's new operations are parked at
             once before it is tried again.
         limiter: rate limiter override (tests); default from ``settings``.
+        metrics: where requests, retries and rate-limit waits are counted.
     """
 
     def __init__(
@@ -109,7 +111,9 @@ class Sink:
         retry: RetryPolicy | None = None,
         park_cooldown_seconds: float = 60.0,
         limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._client = client
         self._lookup = lookup
@@ -297,6 +301,7 @@ class Sink:
                 # filling its next batch instead of queueing many small ones.
                 delay = self._limiter.delay(*lane)
                 if delay > 0:
+                    self._metrics.klaviyo_rate_limit_wait.labels(lane[1]).inc(delay)
                     await asyncio.sleep(delay)
                     continue
                 batch = self._batcher.cut(lane)
@@ -331,6 +336,7 @@ class Sink:
                 return
             delay = self._limiter.delay(*lane)
             if delay > 0:
+                self._metrics.klaviyo_rate_limit_wait.labels(lane[1]).inc(delay)
                 await asyncio.sleep(delay)
                 continue
             error, built = await self._send(Batch(lane, items), merchant)
@@ -348,6 +354,7 @@ class Sink:
                     self._park_items(_unresolved(state.work), error.reason, error.detail)
                     return
                 self.stats.retries += 1
+                self._metrics.klaviyo_retries.labels(lane[1]).inc()
                 if not isinstance(error, Throttled):  # the limiter holds throttled lanes
                     await asyncio.sleep(wait)
                 continue
@@ -384,6 +391,7 @@ class Sink:
             if not isinstance(error, Throttled):
                 self._limiter.observe(*lane, rate_limit_headers(response.headers))
         self.stats.responses[str(status)] += 1
+        self._metrics.klaviyo_request(lane[1], status, time.monotonic() - started, len(batch.items))
         logger.info(
             "klaviyo request",
             extra={

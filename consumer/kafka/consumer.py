@@ -49,6 +49,7 @@ _DEFAULTS: Final[Mapping[str, ConfigValue]] = {
     "enable.partition.eof": False,
 }
 _SKIPPED_ERRORS: Final = frozenset({PARTITION_EOF})
+_STATS_INTERVAL_MS: Final = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class KafkaConsumer:
             the assignment without a rebalance. Pass one per (process, group).
         extra: More librdkafka properties (e.g. ``session.timeout.ms`` in tests). The
             properties above, in ``_PINNED``, cannot be changed.
+        on_stats: Receives librdkafka's statistics JSON every ``statistics.interval.ms``
+            (default 5 s), inside ``consume``.
     """
 
     def __init__(
@@ -77,16 +80,21 @@ class KafkaConsumer:
         *,
         group_instance_id: str | None = None,
         extra: Mapping[str, ConfigValue] | None = None,
+        on_stats: Callable[[str], None] | None = None,
     ) -> None:
         pinned: dict[str, ConfigValue] = {**_PINNED, "group.id": group_id}
         if group_instance_id:
             pinned["group.instance.id"] = group_instance_id
         defaults = {**_DEFAULTS, "session.timeout.ms": settings.session_timeout_ms}
+        if on_stats is not None:
+            defaults["statistics.interval.ms"] = _STATS_INTERVAL_MS
         self._fatal: KafkaError | None = None
         self._fatal_lock = threading.Lock()
         conf = build_config(
             settings, defaults=defaults, pinned=pinned, extra=extra, error_cb=self._on_error
         )
+        if on_stats is not None:
+            conf["stats_cb"] = on_stats
         self.group_id = group_id
         self._consumer = confluent_kafka.Consumer(conf)
         # Records and an error that followed them in one batch: the records are returned

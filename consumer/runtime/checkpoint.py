@@ -52,7 +52,9 @@ class Checkpoint:
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         retry_seconds: float = 120.0,
+        on_committed: Callable[[list[TopicPartitionOffset]], None] | None = None,
     ) -> None:
+        self._on_committed = on_committed
         self._producer = producer
         self._retry_seconds = retry_seconds
         self._consumer = consumer
@@ -109,13 +111,18 @@ class Checkpoint:
         changelog = self._write_changelog()
         self._send_offsets()
         self._commit_transaction()
-        records = self.records
+        records, partitions = self.records, len(self._next)
         self._publish()
         duration = self._clock() - started
         self._metrics.checkpoint_duration.observe(duration)
         log.info(
             "checkpoint committed",
-            extra={"records": records, "changelog": changelog, "seconds": round(duration, 4)},
+            extra={
+                "records": records,
+                "partitions": partitions,
+                "changelog": changelog,
+                "seconds": round(duration, 4),
+            },
         )
 
     def _write_changelog(self) -> int:
@@ -125,8 +132,11 @@ class Checkpoint:
             count += 1
         return count
 
+    def _offsets(self) -> list[TopicPartitionOffset]:
+        return [TopicPartitionOffset(tp.topic, tp.partition, n) for tp, n in self._next.items()]
+
     def _send_offsets(self) -> None:
-        offsets = [TopicPartitionOffset(tp.topic, tp.partition, n) for tp, n in self._next.items()]
+        offsets = self._offsets()
         if offsets:
             # Not retried: a timed-out call stays in progress inside librdkafka and refuses
             # retries; the stage is rebuilt with new clients instead (runtime/supervisor.py).
@@ -167,6 +177,8 @@ class Checkpoint:
             elif kind == "dead_letter":
                 self._metrics.dead_letters.labels("derive", *labels).inc(count)
         self._metrics.transactions.labels("committed").inc()
+        if self._on_committed is not None:
+            self._on_committed(self._offsets())
         self._reset()
 
     def abort(self) -> None:

@@ -38,7 +38,7 @@ from consumer.kafka import (
     TopicPartitionOffset,
 )
 from consumer.merchant import MerchantSettings
-from consumer.observability import Health, Metrics
+from consumer.observability import Health, LagMonitor, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget
 from consumer.runtime.record_errors import RecordErrors
@@ -69,20 +69,27 @@ class DeliverStage:
         self._metrics = metrics
         self._health = health
         health.set_ready("deliver", False)  # until partitions are assigned (and restored)
+        self._lag = LagMonitor(
+            metrics, f"{settings.kafka.group_id}-deliver", backlog_topic=settings.topics.outbox
+        )
         self._consumer = KafkaConsumer(
             settings.kafka,
             f"{settings.kafka.group_id}-deliver",
             group_instance_id=f"{instance_id}-deliver",
+            on_stats=self._lag.on_stats,
         )
         self._producer = Producer(settings.kafka)
         self._tracker = OffsetTracker()
         self._messages: dict[tuple[int, int], ConsumedMessage] = {}
         self._sink = Sink(
-            settings.delivery, KlaviyoClient(settings.klaviyo), merchants, self._on_outcome
+            settings.delivery,
+            KlaviyoClient(settings.klaviyo),
+            merchants,
+            self._on_outcome,
+            metrics=metrics,
         )
         self._paused: set[TopicPartition] = set()
         self._last_commit = time.monotonic()
-        self._reported: dict[str, int] = {}
         self._abandoned = False
         self._budget = record_budget(settings.kafka.max_message_bytes)
         self._errors = RecordErrors(
@@ -109,6 +116,7 @@ class DeliverStage:
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+                self._lag.read(messages)
                 for message in messages:
                     self._submit(message)
                 await self._maybe_commit()
@@ -211,6 +219,7 @@ class DeliverStage:
         try:
             self._producer.flush()
             self._consumer.commit(offsets)
+            self._lag.committed(offsets)
         except RetriableKafkaError as exc:
             log.warning("commit failed, will retry", extra={"error": str(exc)})
 
@@ -228,18 +237,13 @@ class DeliverStage:
         self._metrics.operations_in_flight.set(self._tracker.total_in_flight())
 
     def _report_metrics(self) -> None:
-        stats = self._sink.stats
-        for status, count in stats.responses.items():
-            delta = count - self._reported.get(status, 0)
-            if delta:
-                self._metrics.klaviyo_requests.labels(status).inc(delta)
-                self._reported[status] = count
         self._metrics.merchants_parked.set(len({p[0] for p in self._sink.parks()}))
 
     # -- rebalancing (inside consume, on the worker thread) --------------------------------
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         self._metrics.partitions_assigned.labels("deliver").set(len(partitions))
+        self._metrics.rebalances.labels("deliver", "assign").inc()
         self._health.set_ready("deliver", True)
         log.info("partitions assigned", extra={"partitions": len(partitions)})
 
@@ -253,6 +257,7 @@ class DeliverStage:
             k: m for k, m in self._messages.items() if m.topic_partition not in partitions
         }
         self._metrics.partitions_assigned.labels("deliver").set(0)
+        self._metrics.rebalances.labels("deliver", "revoke").inc()
         log.info("partitions revoked", extra={"partitions": len(partitions)})
 
     def debug(self) -> dict[str, object]:

@@ -39,7 +39,7 @@ from consumer.kafka import (
     TransactionalProducer,
 )
 from consumer.merchant import MerchantSettings
-from consumer.observability import Health, Metrics
+from consumer.observability import Health, LagMonitor, Metrics
 from consumer.outbox import EventOperation, Operation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget, record_size
@@ -103,15 +103,24 @@ class DeriveStage:
             SchemaRegistryClient(settings.schema_registry) if settings.schema_registry.url else None
         )
         group = f"{settings.kafka.group_id}-derive"
+        self._lag = LagMonitor(metrics, group)
         self._consumer = KafkaConsumer(
-            settings.kafka, group, group_instance_id=f"{instance_id}-derive"
+            settings.kafka,
+            group,
+            group_instance_id=f"{instance_id}-derive",
+            on_stats=self._lag.on_stats,
         )
         self._instance = instance_id
         self._producer = self._new_producer()
         self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
         self._timers = TimerIndex(self._store, self._config, merchants)
         self._checkpoint = Checkpoint(
-            self._producer, self._consumer, self._store, self._topics.tracking_state, metrics
+            self._producer,
+            self._consumer,
+            self._store,
+            self._topics.tracking_state,
+            metrics,
+            on_committed=self._lag.committed,
         )
         self._last_sweep = 0.0
         self._abandoned = False
@@ -144,6 +153,7 @@ class DeriveStage:
         try:
             while not stop.is_set():
                 messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+                self._lag.read(messages)
                 await self._learn_schemas(messages)
                 await asyncio.to_thread(self._turn, messages)
                 self._health.beat("derive")
@@ -328,6 +338,9 @@ class DeriveStage:
             restored += self._store.restore(partition, ((m.key, m.value) for m in records))
             self._timers.rebuild_partition(partition)
         self._metrics.partitions_assigned.labels("derive").set(len(partitions))
+        self._metrics.rebalances.labels("derive", "assign").inc()
+        self._metrics.state_restore_duration.observe(time.monotonic() - started)
+        self._metrics.state_restored_entries.inc(restored)
         self._health.set_ready("derive", True)
         log.info(
             "partitions assigned",
@@ -348,6 +361,7 @@ class DeriveStage:
                 self._checkpoint.abort()
         self._checkpoint.forget(partitions)
         self._metrics.partitions_assigned.labels("derive").set(0)
+        self._metrics.rebalances.labels("derive", "revoke").inc()
         log.info("partitions revoked", extra={"partitions": len(partitions)})
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
@@ -360,4 +374,5 @@ class DeriveStage:
         self._store.drop(orders)
         self._timers.drop(orders)
         self._metrics.partitions_assigned.labels("derive").set(0)
+        self._metrics.rebalances.labels("derive", "lost").inc()
         log.warning("partitions lost", extra={"partitions": len(partitions)})

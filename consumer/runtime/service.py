@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from consumer.integrations.crypto import Keyring
 from consumer.integrations.table import IntegrationsTable
-from consumer.observability import Health, Metrics, serve
+from consumer.observability import Health, Metrics, bind_log_context, serve
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
 from consumer.runtime.supervisor import supervise
@@ -62,6 +62,7 @@ class Service:
                 stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
+        bind_log_context(instance=self.instance_id)
         created = await asyncio.to_thread(ensure_service_topics, self.settings)
         if created:
             log.info("created topics", extra={"topics": created})

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from consumer.kafka import KafkaError
-from consumer.observability import Metrics
+from consumer.observability import Metrics, bind_log_context
 
 __all__ = ["supervise"]
 
@@ -49,6 +49,7 @@ async def supervise(
         KafkaError: a permanent Kafka error (e.g. a topic missing), the ``max_failures``-th
             failure in a row, or any error once ``stop`` is set.
     """
+    bind_log_context(stage=stage)  # this task runs only this stage
     delay, failures = first_delay, 0
     while True:
         started = time.monotonic()
