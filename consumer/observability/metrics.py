@@ -82,6 +82,16 @@ class Metrics:
             ["stage"], namespace=_NS, registry=r,
         )  # fmt: skip
 
+        self.integrations_reader_up = Gauge(
+            "integrations_reader_up",
+            "1 while the integrations table follows its topic; 0 = settings may be stale.",
+            namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.integrations_reader_failures = Counter(
+            "integrations_reader_failures", "Deaths of the integrations table's reader, by error.",
+            ["error"], namespace=_NS, registry=r,
+        )  # fmt: skip
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)

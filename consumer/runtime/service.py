@@ -1,8 +1,13 @@
 """The service: integrations table, the stages, the HTTP endpoints, and a clean shutdown.
 
-Start order: topics checked → integrations table loaded (readiness waits for it) → HTTP
-endpoints → stages. Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming,
-finishes or parks its in-flight work, commits and leaves its group, within
+Start order: HTTP endpoints (so probes answer, "not ready", from the first second) → the
+broker reached (waited for with back-off up to ``kafka.startup_timeout_seconds``, then exit 2
+naming ``kafka.bootstrap_servers``) and topics checked → integrations table loaded → stages.
+The table's reader is supervised: while it is down ``/readyz`` says 503 (component
+``integrations``) and ``integrations_reader_up`` is 0.
+
+Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming, finishes or parks its
+in-flight work, commits and leaves its group, within
 ``shutdown_seconds``; past that the process exits non-zero and Kafka's guarantees take over.
 A stage whose Kafka clients cannot go on (fenced, a transaction stuck after a broker restart)
 is rebuilt in place (``supervisor.py``); only errors new clients cannot cure end the process.
@@ -25,8 +30,8 @@ from consumer.integrations.table import IntegrationsTable
 from consumer.observability import Health, Metrics, serve
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
+from consumer.runtime.startup import wait_for_kafka
 from consumer.runtime.supervisor import supervise
-from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import Settings
 
 __all__ = ["Service", "Stage"]
@@ -58,15 +63,20 @@ class Service:
         """Run until ``stop`` is set or a stage fails.
 
         Raises:
+            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, or the
+                HTTP port cannot be bound.
             KafkaError: a Kafka error that new clients do not cure (e.g. a topic missing); a
                 stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
-        created = await asyncio.to_thread(ensure_service_topics, self.settings)
-        if created:
-            log.info("created topics", extra={"topics": created})
         keyring = Keyring.from_settings(self.settings.integrations)
-        table = IntegrationsTable(self.settings.kafka, self.settings.topics.integrations, keyring)
+        table = IntegrationsTable(
+            self.settings.kafka,
+            self.settings.topics.integrations,
+            keyring,
+            on_reader=self._on_table_reader,
+        )
+        self.health.set_ready("topics", False)
         self.health.set_ready("integrations", False)
         http = self.settings.http
         async with (
@@ -77,9 +87,18 @@ class Service:
             log.info(
                 "serving", extra={"url": url, "stage": self.stage, "instance": self.instance_id}
             )
+            if not await wait_for_kafka(self.settings, self.stop):
+                return  # stopped while waiting
+            self.health.set_ready("topics", True)
             await table.load()
-            self.health.set_ready("integrations", True)
+            self._on_table_reader(None)
             await self._run_stages(table)
+
+    def _on_table_reader(self, failure: BaseException | None) -> None:
+        self.health.set_ready("integrations", failure is None)
+        self.metrics.integrations_reader_up.set(1 if failure is None else 0)
+        if failure is not None:
+            self.metrics.integrations_reader_failures.labels(type(failure).__name__).inc()
 
     async def _run_stages(self, table: IntegrationsTable) -> None:
         runners: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
@@ -117,6 +136,11 @@ class Service:
             return {
                 "merchants": table.merchant_ids(),
                 "problems": table.problems(),
+                "integrations_reader": {
+                    "up": table.ready,
+                    "failure": None if table.failure is None else str(table.failure),
+                    "restarts": table.stats.restarts,
+                },
                 "live": self.health.live()[1],
                 "ready": self.health.ready()[1],
                 "stages": [source() for source in self._debug_sources],
