@@ -143,6 +143,7 @@ class IntegrationsTable:
         self._changed = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._reader_started = 0.0
         self._inflight: asyncio.Future[Any] | None = None
         self._failure: BaseException | None = None
         self._loaded = False
@@ -207,6 +208,7 @@ class IntegrationsTable:
             len(self._view.settings),
             len(self._view.problems),
         )
+        self._start_reader()
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"integrations-supervisor:{self.topic}"
         )
@@ -277,21 +279,23 @@ class IntegrationsTable:
         self._inflight = future
         return await asyncio.shield(future)
 
+    def _start_reader(self) -> None:
+        self._reader_started = time.monotonic()
+        self._reader = asyncio.create_task(self._follow(), name=f"integrations-reader:{self.topic}")
+
     async def _supervise(self) -> None:
-        """Run the reader; when it dies, report it and restart it with back-off."""
+        """Watch the reader; when it dies, report it and restart it with back-off."""
         delay = self._restart_delay
         while True:
-            started = time.monotonic()
-            reader = self._reader = asyncio.create_task(
-                self._follow(), name=f"integrations-reader:{self.topic}"
-            )
+            reader = self._reader
+            assert reader is not None  # noqa: S101 -- started before the supervisor
             try:
                 await asyncio.wait({reader})
             except asyncio.CancelledError:  # close(): the reader goes with its supervisor
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
                 raise
-            if time.monotonic() - started >= _HEALTHY_SECONDS:
+            if time.monotonic() - self._reader_started >= _HEALTHY_SECONDS:
                 delay = self._restart_delay
             self._reader_died(
                 ReaderStopped("reader task cancelled") if reader.cancelled() else reader.exception()
@@ -310,6 +314,7 @@ class IntegrationsTable:
                     )
                 else:
                     break
+            self._start_reader()
             self._reader_back()
 
     async def _follow(self) -> None:

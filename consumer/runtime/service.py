@@ -55,6 +55,8 @@ class Service:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     """Base URL of the HTTP endpoints, set once they serve."""
+    table: IntegrationsTable | None = field(default=None, init=False)
+    """The integrations table, once ``run`` has built it."""
     _debug_sources: list[Callable[[], object]] = field(default_factory=list)
     _shutdown_began: bool = field(default=False, init=False)
     _hard_exit_after_shutdown: bool = field(default=False, init=False)
@@ -70,7 +72,7 @@ class Service:
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
         keyring = Keyring.from_settings(self.settings.integrations)
-        table = IntegrationsTable(
+        table = self.table = IntegrationsTable(
             self.settings.kafka,
             self.settings.topics.integrations,
             keyring,
