@@ -30,8 +30,6 @@ from consumer.deliver import (
 )
 from consumer.kafka import (
     ConsumedMessage,
-    KafkaConsumer,
-    Producer,
     RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
@@ -39,6 +37,7 @@ from consumer.kafka import (
 from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
+from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_headers
 from consumer.settings import Settings
 
@@ -61,18 +60,18 @@ class DeliverStage:
         metrics: Metrics,
         health: Health,
         instance_id: str,
+        *,
+        clients: KafkaClients,
     ) -> None:
         self._settings = settings
         self._topics = settings.topics
         self._metrics = metrics
         self._health = health
         health.set_ready("deliver", False)  # until partitions are assigned (and restored)
-        self._consumer = KafkaConsumer(
-            settings.kafka,
-            f"{settings.kafka.group_id}-deliver",
-            group_instance_id=f"{instance_id}-deliver",
+        self._consumer = clients.consumer(
+            f"{settings.kafka.group_id}-deliver", group_instance_id=f"{instance_id}-deliver"
         )
-        self._producer = Producer(settings.kafka)
+        self._producer = clients.producer()
         self._tracker = OffsetTracker()
         self._messages: dict[tuple[int, int], ConsumedMessage] = {}
         self._sink = Sink(

@@ -33,7 +33,6 @@ from consumer.derive import (
 from consumer.kafka import (
     AbortableKafkaError,
     ConsumedMessage,
-    KafkaConsumer,
     TopicPartition,
     TransactionalProducer,
 )
@@ -41,6 +40,7 @@ from consumer.merchant import MerchantSettings
 from consumer.observability import Health, Metrics
 from consumer.outbox import EventOperation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
+from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_headers
 from consumer.runtime.restore import read_partitions_to_end
 from consumer.runtime.timers import TimerIndex
@@ -69,8 +69,11 @@ class DeriveStage:
         health: Health,
         instance_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        clients: KafkaClients,
     ) -> None:
         self._settings = settings
+        self._clients = clients
         self._topics = settings.topics
         self._merchants = merchants
         self._metrics = metrics
@@ -91,9 +94,7 @@ class DeriveStage:
             SchemaRegistryClient(settings.schema_registry) if settings.schema_registry.url else None
         )
         group = f"{settings.kafka.group_id}-derive"
-        self._consumer = KafkaConsumer(
-            settings.kafka, group, group_instance_id=f"{instance_id}-derive"
-        )
+        self._consumer = clients.consumer(group, group_instance_id=f"{instance_id}-derive")
         self._instance = instance_id
         self._producer = self._new_producer()
         self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
@@ -133,9 +134,7 @@ class DeriveStage:
 
     def _new_producer(self) -> TransactionalProducer:
         group = f"{self._settings.kafka.group_id}-derive"
-        return TransactionalProducer(
-            self._settings.kafka, transactional_id=f"{group}-{self._instance}"
-        )
+        return self._clients.transactional_producer(f"{group}-{self._instance}")
 
     def _close(self, clean: bool) -> None:
         # After a failure nothing is committed: the next start resumes from the last commit

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from consumer.integrations.crypto import Keyring
 from consumer.integrations.table import IntegrationsTable
 from consumer.observability import Health, Metrics, serve
+from consumer.runtime.clients import BrokerClients, KafkaClients
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
 from consumer.runtime.startup import wait_for_kafka
@@ -57,6 +58,8 @@ class Service:
     """Base URL of the HTTP endpoints, set once they serve."""
     table: IntegrationsTable | None = field(default=None, init=False)
     """The integrations table, once ``run`` has built it."""
+    clients: KafkaClients | None = None
+    """Where the stages get their Kafka clients; default: ``BrokerClients(settings.kafka)``."""
     _debug_sources: list[Callable[[], object]] = field(default_factory=list)
     _shutdown_began: bool = field(default=False, init=False)
     _hard_exit_after_shutdown: bool = field(default=False, init=False)
@@ -126,10 +129,24 @@ class Service:
                 raise result
 
     def _derive(self, table: IntegrationsTable) -> DeriveStage:
-        return DeriveStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+        return DeriveStage(
+            self.settings,
+            table.get,
+            self.metrics,
+            self.health,
+            self.instance_id,
+            clients=self._clients,
+        )
 
     def _deliver(self, table: IntegrationsTable) -> DeliverStage:
-        stage = DeliverStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+        stage = DeliverStage(
+            self.settings,
+            table.get,
+            self.metrics,
+            self.health,
+            self.instance_id,
+            clients=self._clients,
+        )
         self._debug_sources[:] = [stage.debug]
         return stage
 
@@ -149,6 +166,10 @@ class Service:
             }
 
         return merchants
+
+    @property
+    def _clients(self) -> KafkaClients:
+        return self.clients or BrokerClients(self.settings.kafka)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT start a graceful shutdown; any shutdown ends in a hard exit.
