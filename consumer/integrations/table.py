@@ -13,28 +13,23 @@ back-off a new consumer reads the whole topic again into a fresh view, which rep
 served one in one step (listeners hear of every merchant that differs); then
 ``on_reader(None)``. Restarts go on, with a growing back-off, until one succeeds.
 
-A record that cannot be used never stops the table. It is logged (merchant, offset, reason;
-never key material), counted in ``stats`` and listed in ``problems()``; the merchant keeps
-its last good settings, except that an undecryptable record may still *narrow* them: its
-``enabled`` / ``order_tracking_enabled`` / ``marketing_enabled`` can switch a feature off,
-never on. So a missing KEK cannot stop a "disable" from taking effect, and cannot send data
-with an old key for a merchant who was turned off.
+A record that cannot be used never stops the table either (``view.py`` says how each is
+applied); nor does one whose application raises unexpectedly (a bug meeting odd data): it is
+logged with its traceback, counted (``stats.failed``) and listed in ``problems()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from consumer.decode import DecodeError
 from consumer.integrations.codec import IntegrationCodec, IntegrationRecord
 from consumer.integrations.crypto import Keyring
-from consumer.integrations.errors import DecryptError, IntegrationRecordError, IntegrationsError
+from consumer.integrations.errors import IntegrationsError
+from consumer.integrations.view import TableStats, TableView, merchant_id_of
 from consumer.kafka import (
     CatchUp,
     ConfigValue,
@@ -47,7 +42,7 @@ from consumer.kafka import (
 from consumer.merchant import MerchantSettings
 from consumer.settings import KafkaSettings
 
-__all__ = ["ChangeListener", "IntegrationsTable", "ReaderListener", "TableStats"]
+__all__ = ["ChangeListener", "IntegrationsTable", "ReaderListener"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -61,32 +56,6 @@ ReaderListener = Callable[[BaseException | None], None]
 _RETRY_SECONDS: Final = 0.5
 _HEALTHY_SECONDS: Final = 60.0
 """A reader that ran this long before dying restarts after the first back-off again."""
-
-
-@dataclass(slots=True)
-class TableStats:
-    """Counters since the table was created (the metrics layer exports them)."""
-
-    records: int = 0
-    """Records read, tombstones included."""
-    tombstones: int = 0
-    undecodable: int = 0
-    """Not an integration record (bad Avro, wrong key, missing fields)."""
-    undecryptable: int = 0
-    """Decoded, but the API key did not decrypt (unknown or wrong KEK, tampering)."""
-    failed: int = 0
-    """Applying the record raised an unexpected exception (a bug meeting odd data)."""
-    restarts: int = 0
-    """Times the reader was restarted after it died."""
-
-
-@dataclass(slots=True)
-class _View:
-    """What the table serves, built by one reader; a restart builds a new one and swaps it in."""
-
-    settings: dict[str, MerchantSettings] = field(default_factory=dict)
-    records: dict[str, IntegrationRecord] = field(default_factory=dict)
-    problems: dict[str, str] = field(default_factory=dict)
 
 
 class ReaderStopped(IntegrationsError):
@@ -138,7 +107,7 @@ class IntegrationsTable:
         self._restart_delay = restart_delay
         self._max_restart_delay = max_restart_delay
         self._consumer: KafkaConsumer | None = None
-        self._view = _View()
+        self._view = TableView()
         self._listeners: list[ChangeListener] = []
         self._changed = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -213,7 +182,7 @@ class IntegrationsTable:
             self._supervise(), name=f"integrations-supervisor:{self.topic}"
         )
 
-    async def _read_to_end(self, view: _View) -> int:
+    async def _read_to_end(self, view: TableView) -> int:
         """A new consumer reads every partition up to its current end into ``view``."""
         admin = KafkaAdmin(self._kafka)
         count = await asyncio.to_thread(admin.partition_count, self.topic, self._request_timeout)
@@ -338,7 +307,7 @@ class IntegrationsTable:
         have been recreated, or compaction may have removed tombstones meanwhile.
         """
         await self._release_consumer()
-        view = _View()
+        view = TableView()
         await self._read_to_end(view)
         old, self._view = self._view, view
         for merchant_id in sorted(old.settings.keys() | view.settings.keys()):
@@ -379,15 +348,15 @@ class IntegrationsTable:
 
     # -- applying records -----------------------------------------------------------------
 
-    def _apply_batch(self, batch: list[ConsumedMessage], view: _View | None = None) -> None:
+    def _apply_batch(self, batch: list[ConsumedMessage], view: TableView | None = None) -> None:
         """Apply ``batch`` to ``view`` (default: the served one); listeners hear of changes to
         the served view only."""
         view = self._view if view is None else view
         for message in batch:
-            merchant_id = _merchant_id(message)
+            merchant_id = merchant_id_of(message)
             before = view.settings.get(merchant_id) if merchant_id else None
             try:
-                self._apply(message, merchant_id, view)
+                view.apply(message, merchant_id, self._codec, self._keyring, self.stats)
             except Exception:  # noqa: BLE001 -- a bug meeting odd data must not stop the table
                 self.stats.failed += 1
                 if merchant_id:
@@ -405,85 +374,9 @@ class IntegrationsTable:
         if batch:
             self._notify()
 
-    def _apply(self, message: ConsumedMessage, merchant_id: str, view: _View) -> None:
-        self.stats.records += 1
-        if not merchant_id:
-            self._skip(message, None, IntegrationRecordError("record key is not a merchant id"))
-            return
-        if message.value is None:
-            self.stats.tombstones += 1
-            view.records.pop(merchant_id, None)
-            view.problems.pop(merchant_id, None)
-            view.settings.pop(merchant_id, None)
-            return
-        try:
-            record = self._codec.decode(message.value)
-        except (DecodeError, IntegrationRecordError) as exc:
-            self._skip(message, merchant_id, exc, view)
-            return
-        if record.merchant_id != merchant_id:
-            mismatch = IntegrationRecordError("merchant_id differs from the record key")
-            self._skip(message, merchant_id, mismatch, view)
-            return
-        view.records[merchant_id] = record
-        try:
-            settings = record.to_settings(self._keyring)
-        except DecryptError as exc:
-            self._skip(message, merchant_id, exc, view)
-            _narrow(view, merchant_id, record)
-            return
-        view.problems.pop(merchant_id, None)
-        view.settings[merchant_id] = settings
-
-    def _skip(
-        self,
-        message: ConsumedMessage,
-        merchant_id: str | None,
-        error: DecodeError | IntegrationsError,
-        view: _View | None = None,
-    ) -> None:
-        if isinstance(error, DecryptError):
-            self.stats.undecryptable += 1
-        else:
-            self.stats.undecodable += 1
-        if merchant_id is not None and view is not None:
-            view.problems[merchant_id] = error.reason
-        # Our error messages name merchant, key id and cause only: safe to log verbatim.
-        _log.error(
-            "integration record skipped merchant=%s partition=%d offset=%d reason=%s error=%s",
-            merchant_id,
-            message.partition,
-            message.offset,
-            error.reason,
-            error,
-        )
-
     def _tell(self, merchant_id: str, settings: MerchantSettings | None) -> None:
         for listener in self._listeners:
             try:
                 listener(merchant_id, settings)
             except Exception:  # noqa: BLE001 -- a listener's bug must not stop the table
                 _log.exception("integrations table listener failed merchant=%s", merchant_id)
-
-
-def _merchant_id(message: ConsumedMessage) -> str:
-    """The record key as a merchant id ("" if it is not one)."""
-    try:
-        return (message.key or b"").decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
-
-
-def _narrow(view: _View, merchant_id: str, record: IntegrationRecord) -> None:
-    """An undecryptable record may switch features off, never on."""
-    previous = view.settings.get(merchant_id)
-    if previous is None:
-        return
-    narrowed = dataclasses.replace(
-        previous,
-        enabled=previous.enabled and record.enabled,
-        order_tracking_enabled=previous.order_tracking_enabled and record.order_tracking_enabled,
-        marketing_enabled=previous.marketing_enabled and record.marketing_enabled,
-    )
-    if narrowed != previous:
-        view.settings[merchant_id] = narrowed
