@@ -220,9 +220,11 @@ class IntegrationsTable:
         if self._closed:
             return
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+        # The supervisor first, so that it starts no new reader; then the reader.
+        for task in (self._supervisor, self._reader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._release_consumer()
         self._notify()
 
@@ -258,12 +260,7 @@ class IntegrationsTable:
         while True:
             reader = self._reader
             assert reader is not None  # noqa: S101 -- started before the supervisor
-            try:
-                await asyncio.wait({reader})
-            except asyncio.CancelledError:  # close(): the reader goes with its supervisor
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
-                raise
+            await asyncio.wait({reader})
             if time.monotonic() - self._reader_started >= _HEALTHY_SECONDS:
                 delay = self._restart_delay
             self._reader_died(
