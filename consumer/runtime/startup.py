@@ -38,23 +38,29 @@ async def wait_for_kafka(
 
     Raises:
         ConfigError: no broker answered within ``kafka.startup_timeout_seconds``.
-        KafkaError: a topic is missing or has the wrong layout (not waited for).
+        KafkaError: a topic is missing or has the wrong layout (not waited for), or the
+            broker answered but checking the topics kept failing until the timeout.
     """
     kafka = settings.kafka
     timeout = kafka.startup_timeout_seconds
     deadline = time.monotonic() + timeout
     delay = first_delay
+    answered = False
     while True:
-        attempt = max(min(_ATTEMPT_SECONDS, deadline - time.monotonic()), 0.1)
+        # Short attempts first, so the first "waiting" line comes within seconds.
+        attempt = min(_ATTEMPT_SECONDS, 1.0 + 2 * delay, max(deadline - time.monotonic(), 0.1))
         try:
             await asyncio.to_thread(wait_until_ready, kafka, attempt)
+            answered = True
             created = await asyncio.to_thread(ensure_service_topics, settings)
         except RetriableKafkaError as exc:
             if time.monotonic() >= deadline:
+                if answered:  # the address is right; the broker kept failing: a Kafka error
+                    raise
                 raise ConfigError(
                     f"{setting_name('kafka', 'bootstrap_servers')}: no Kafka broker answered at "
                     f"{kafka.bootstrap_servers} within {timeout:g} s "
-                    f"(kafka.startup_timeout_seconds): {exc}"
+                    "(kafka.startup_timeout_seconds)"
                 ) from None
             log.warning(
                 "waiting for the Kafka broker",

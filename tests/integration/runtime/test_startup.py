@@ -16,6 +16,8 @@ import pytest
 from consumer.devstack import KafkaBroker
 from consumer.devstack.broker import free_port
 from consumer.devstack.traffic import sample_traffic
+from consumer.runtime.startup import wait_for_kafka
+from consumer.settings import Settings
 from tests.helpers.reference import event_keys, expected_operations, sandbox_event_keys
 from tests.integration.runtime.conftest import ServiceProcess, Stack
 from tests.integration.runtime.test_crashes import split_by_key, wait_for_all, wait_ready
@@ -77,3 +79,14 @@ async def test_service_started_before_its_broker_becomes_ready_and_processes_eve
     stored = sandbox_event_keys(stack.sandbox, [m.merchant_id for m in stack.merchants])
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
+
+
+async def test_wait_for_kafka_stops_waiting_when_told_to() -> None:
+    """SIGTERM while no broker answers ends the wait after the current attempt (no broker)."""
+    settings = Settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "startup_timeout_seconds": 300}
+    )
+    stop = asyncio.Event()
+    stop.set()
+    async with asyncio.timeout(15):
+        assert await wait_for_kafka(settings, stop) is False
