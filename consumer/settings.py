@@ -5,7 +5,12 @@ Sources, highest priority first: constructor arguments, environment variables
 ``KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS``),
 secret files (any setting ``X`` may instead be given as ``X_FILE=/path``, read and stripped),
 an optional TOML file named by ``KLAVIYO_CONSUMER_SETTINGS_FILE``, then defaults.
-Unknown keys are rejected. Secrets are ``SecretStr`` and print as ``**********``.
+Secrets are ``SecretStr`` and print as ``**********``.
+
+Every mistake stops the start with one ``ConfigError`` line naming the setting: an unknown
+``KLAVIYO_CONSUMER_*`` variable or TOML key (top-level or nested, with the closest valid name),
+invalid TOML, or an invalid value. The few ``KLAVIYO_CONSUMER_*`` variables that are not
+settings are listed in ``setting_sources.NON_SETTING_VARIABLES``.
 """
 
 from __future__ import annotations
@@ -14,18 +19,31 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from consumer.errors import ConfigError
+from consumer.setting_sources import (
+    ENV_PREFIX,
+    NESTED,
+    SETTINGS_FILE_VARIABLE,
+    EnvWithoutFileRefs,
+    SecretFilesSource,
+    setting_name,
+    settings_file_source,
+)
 
 __all__ = [
+    "ENV_PREFIX",
     "DeliverySettings",
     "DeriveSettings",
     "HttpSettings",
@@ -37,11 +55,8 @@ __all__ = [
     "Settings",
     "TopicSettings",
     "load_settings",
+    "setting_name",
 ]
-
-ENV_PREFIX = "KLAVIYO_CONSUMER_"
-NESTED = "__"
-FILE_SUFFIX = "_FILE"
 
 
 class _Section(BaseModel):
@@ -57,13 +72,23 @@ class KafkaSettings(_Section):
         "PLAINTEXT", description="librdkafka security.protocol."
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism when security_protocol is SASL_*."
+        None,
+        validate_default=True,
+        description="SASL mechanism; required when security_protocol is SASL_*.",
     )
-    sasl_username: str | None = Field(None, description="SASL user name.")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
-    ssl_ca_location: Path | None = Field(None, description="CA bundle to verify the brokers.")
-    ssl_certificate_location: Path | None = Field(None, description="Client certificate (mTLS).")
-    ssl_key_location: Path | None = Field(None, description="Client private key (mTLS).")
+    sasl_username: str | None = Field(
+        None, validate_default=True, description="SASL user name (required with a mechanism)."
+    )
+    sasl_password: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="SASL password (secret, required with a mechanism).",
+    )
+    ssl_ca_location: FilePath | None = Field(None, description="CA bundle to verify the brokers.")
+    ssl_certificate_location: FilePath | None = Field(
+        None, description="Client certificate (mTLS)."
+    )
+    ssl_key_location: FilePath | None = Field(None, description="Client private key (mTLS).")
     ssl_key_password: SecretStr | None = Field(None, description="Password of the client key.")
     group_id: str = Field(
         "klaviyo-consumer", description="Consumer group prefix; stages append -derive / -deliver."
@@ -83,6 +108,28 @@ class KafkaSettings(_Section):
             " internal topics' max.message.bytes."
         ),
     )
+    startup_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="At start, wait this long for a broker to answer, then exit (code 2).",
+    )
+
+    # librdkafka would otherwise fail when the first client is built (GSSAPI, no credentials).
+    @field_validator("sasl_mechanism")
+    @classmethod
+    def _mechanism_with_sasl(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("security_protocol", "")
+        if value is None and protocol.startswith("SASL_"):
+            raise ValueError(f"required when security_protocol is {protocol}")
+        return value
+
+    @field_validator("sasl_username", "sasl_password")
+    @classmethod
+    def _credentials_with_mechanism(cls, value: object, info: ValidationInfo) -> object:
+        mechanism = info.data.get("sasl_mechanism")
+        if value is None and mechanism is not None:
+            raise ValueError(f"required when sasl_mechanism is {mechanism}")
+        return value
 
     def to_librdkafka(self) -> dict[str, str]:
         """The librdkafka connection properties (secrets in plain text: never log this)."""
@@ -282,43 +329,6 @@ class LoggingSettings(_Section):
     )
 
 
-class _EnvWithoutFileRefs(EnvSettingsSource):
-    """Environment variables, less the ``*_FILE`` references that ``_SecretFilesSource`` reads."""
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls)
-        self.env_vars = {
-            k: v for k, v in self.env_vars.items() if not k.endswith(FILE_SUFFIX.lower())
-        }
-
-
-class _SecretFilesSource(PydanticBaseSettingsSource):
-    """Reads ``KLAVIYO_CONSUMER_<PATH>_FILE=/path`` as the value of setting ``<PATH>``."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # all work happens in __call__
-
-    def __call__(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for name, path in os.environ.items():
-            if not (name.startswith(ENV_PREFIX) and name.endswith(FILE_SUFFIX)):
-                continue
-            if name == ENV_PREFIX + "SETTINGS_FILE":
-                continue
-            keys = name[len(ENV_PREFIX) : -len(FILE_SUFFIX)].lower().split(NESTED)
-            try:
-                value = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"{name}: cannot read secret file {path!r}: {exc.strerror}"
-                ) from None
-            node = found
-            for key in keys[:-1]:
-                node = node.setdefault(key, {})
-            node[keys[-1]] = value
-        return found
-
-
 class Settings(BaseSettings):
     """The whole configuration of one klaviyo-consumer process."""
 
@@ -350,14 +360,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
-            _EnvWithoutFileRefs(settings_cls),
-            _SecretFilesSource(settings_cls),
+            EnvWithoutFileRefs(settings_cls),
+            SecretFilesSource(settings_cls),
         ]
-        settings_file = os.environ.get(ENV_PREFIX + "SETTINGS_FILE")
+        settings_file = os.environ.get(SETTINGS_FILE_VARIABLE)
         if settings_file:
-            if not Path(settings_file).is_file():
-                raise ConfigError(f"{ENV_PREFIX}SETTINGS_FILE: no such file {settings_file!r}")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
+            sources.append(settings_file_source(settings_cls, settings_file))
         return tuple(sources)
 
     def redacted(self) -> dict[str, Any]:
@@ -366,12 +374,12 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings; validation errors become one ``ConfigError`` naming each setting."""
+    """Build the settings; every mistake becomes one ``ConfigError`` naming each setting."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{NESTED.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"{setting_name(*(str(p) for p in err['loc']))}: {err['msg']}"
             for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid settings: {problems}") from None

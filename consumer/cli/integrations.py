@@ -248,7 +248,13 @@ async def _set(args: argparse.Namespace) -> int:
     else:
         assert before is not None  # noqa: S101 -- new merchants were refused above
         envelope = before.api_key
-    record = IntegrationRecord(args.merchant, envelope, ctx.now, operator, **values)
+    record = IntegrationRecord(
+        merchant_id=args.merchant,
+        api_key=envelope,
+        updated_at=ctx.now,
+        updated_by=operator,
+        **values,
+    )
     audit = audit_change(AuditAction.SET, before, record, key_change=key_change)
     await ctx.publish([(record, audit)])
     print(f"saved {args.merchant}: {_flags(record)}, key {_key_label(ctx.keyring, record)}")

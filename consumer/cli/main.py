@@ -36,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        print(f"klaviyo-consumer: configuration error: {exc}", file=sys.stderr)
+        # One line, so it is the line an orchestrator shows as the reason of the exit.
+        print(
+            f"klaviyo-consumer: configuration error: {' '.join(str(exc).split())}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         return 130

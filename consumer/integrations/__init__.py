@@ -2,7 +2,8 @@
 
 - ``crypto``: envelope encryption (AES-256-GCM) and the ``Keyring`` of key-encryption keys.
 - ``codec``: ``IntegrationRecord`` ↔ Avro bytes, and ↔ ``MerchantSettings`` via the keyring.
-- ``table``: ``IntegrationsTable``, the compacted topic as a live in-memory lookup.
+- ``table``: ``IntegrationsTable``, the compacted topic as a live in-memory lookup, its reader
+  supervised; ``view``: what it serves and how one record changes that.
 - ``verify``: what a key may do in Klaviyo, checked without creating data.
 - ``audit`` / ``publish``: every change written with its audit record in one transaction.
 """
@@ -37,7 +38,7 @@ from consumer.integrations.publish import (
     ensure_integration_topics,
     integration_topic_specs,
 )
-from consumer.integrations.table import ChangeListener, IntegrationsTable, TableStats
+from consumer.integrations.table import ChangeListener, IntegrationsTable, ReaderListener
 from consumer.integrations.verify import (
     Capability,
     KeyStatus,
@@ -48,6 +49,7 @@ from consumer.integrations.verify import (
     summarise,
     verify_api_key,
 )
+from consumer.integrations.view import TableStats
 from consumer.merchant import MerchantSettings
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "MerchantSettings",
     "Probe",
     "ProbeResult",
+    "ReaderListener",
     "TableStats",
     "UnknownKeyError",
     "Verification",

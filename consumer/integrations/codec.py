@@ -16,47 +16,28 @@ from typing import Any, Final
 from consumer.decode import RecordDecoder, SchemaCatalog, encode_single_object
 from consumer.integrations.crypto import EncryptedSecret, Keyring
 from consumer.integrations.errors import IntegrationRecordError
-from consumer.merchant import MerchantSettings
+from consumer.merchant import MerchantOptions, MerchantSettings
 
 __all__ = ["SETTINGS_FIELDS", "SUBJECT", "IntegrationCodec", "IntegrationRecord"]
 
 SUBJECT: Final = "klaviyo-integrations"
 """The schema subject (directory under ``schemas/``) of the integrations topic."""
 
-SETTINGS_FIELDS: Final = (
-    "enabled",
-    "order_tracking_enabled",
-    "marketing_enabled",
-    "email_list_id",
-    "sms_list_id",
-    "tracking_page_url_template",
-    "default_currency",
-    "default_country",
-    "stall_threshold_hours",
-)
+SETTINGS_FIELDS: Final = MerchantOptions.names()
 """The non-secret settings, in schema order: what audit records may show old → new."""
 
 # Integration records are tiny; anything near this is not one of ours.
 _MAX_RECORD_BYTES: Final = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class IntegrationRecord:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntegrationRecord(MerchantOptions):
     """One value on the integrations topic, API key still encrypted."""
 
     merchant_id: str
     api_key: EncryptedSecret
     updated_at: datetime
     updated_by: str
-    enabled: bool = True
-    order_tracking_enabled: bool = False
-    marketing_enabled: bool = False
-    email_list_id: str | None = None
-    sms_list_id: str | None = None
-    tracking_page_url_template: str | None = None
-    default_currency: str = "USD"
-    default_country: str = "US"
-    stall_threshold_hours: int | None = None
 
     @classmethod
     def from_settings(
@@ -68,13 +49,12 @@ class IntegrationRecord:
         updated_at: datetime,
     ) -> IntegrationRecord:
         """Encrypt ``settings.api_key`` under the primary KEK and wrap the rest as a record."""
-        values = {name: getattr(settings, name) for name in SETTINGS_FIELDS}
         return cls(
             merchant_id=settings.merchant_id,
             api_key=keyring.encrypt(settings.api_key, merchant_id=settings.merchant_id),
             updated_at=updated_at,
             updated_by=updated_by,
-            **values,
+            **settings.options(),
         )
 
     def to_settings(self, keyring: Keyring) -> MerchantSettings:
@@ -84,18 +64,16 @@ class IntegrationRecord:
             DecryptError: the API key cannot be decrypted with ``keyring``.
         """
         api_key = keyring.decrypt(self.api_key, merchant_id=self.merchant_id)
-        values = {name: getattr(self, name) for name in SETTINGS_FIELDS}
-        return MerchantSettings(merchant_id=self.merchant_id, api_key=api_key, **values)
+        return MerchantSettings(merchant_id=self.merchant_id, api_key=api_key, **self.options())
 
     @staticmethod
     def default_values() -> dict[str, object]:
         """The non-secret settings of a new merchant (the schema's defaults)."""
-        defaults = {f.name: f.default for f in dataclasses.fields(IntegrationRecord)}
-        return {name: defaults[name] for name in SETTINGS_FIELDS}
+        return MerchantOptions.defaults()
 
     def settings_values(self) -> dict[str, object]:
         """The non-secret settings as a dict (``SETTINGS_FIELDS``)."""
-        return {name: getattr(self, name) for name in SETTINGS_FIELDS}
+        return self.options()
 
     def replace(self, **changes: Any) -> IntegrationRecord:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""

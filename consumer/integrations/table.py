@@ -6,27 +6,30 @@ every integration written before the process started; a background task owned by
 then applies later records as they arrive, which is how a change takes effect without a
 restart. A tombstone removes the merchant.
 
-A record that cannot be used never stops the table. It is logged (merchant, offset, reason;
-never key material), counted in ``stats`` and listed in ``problems()``; the merchant keeps
-its last good settings, except that an undecryptable record may still *narrow* them: its
-``enabled`` / ``order_tracking_enabled`` / ``marketing_enabled`` can switch a feature off,
-never on. So a missing KEK cannot stop a "disable" from taking effect, and cannot send data
-with an old key for a merchant who was turned off.
+The reader is supervised: if it dies (a Kafka error no retry cures, a bug), the table says so
+at once (``ready`` false, ``on_reader(error)``: the service turns that into ``/readyz`` 503
+and a metric) and keeps serving the last settings it has, flagged as possibly stale. After a
+back-off a new consumer reads the whole topic again into a fresh view, which replaces the
+served one in one step (listeners hear of every merchant that differs); then
+``on_reader(None)``. Restarts go on, with a growing back-off, until one succeeds.
+
+A record that cannot be used never stops the table either (``view.py`` says how each is
+applied); nor does one whose application raises unexpectedly (a bug meeting odd data): it is
+logged with its traceback, counted (``stats.failed``) and listed in ``problems()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from consumer.decode import DecodeError
 from consumer.integrations.codec import IntegrationCodec, IntegrationRecord
 from consumer.integrations.crypto import Keyring
-from consumer.integrations.errors import DecryptError, IntegrationRecordError, IntegrationsError
+from consumer.integrations.errors import IntegrationsError
+from consumer.integrations.view import TableStats, TableView, merchant_id_of
 from consumer.kafka import (
     CatchUp,
     ConfigValue,
@@ -39,7 +42,7 @@ from consumer.kafka import (
 from consumer.merchant import MerchantSettings
 from consumer.settings import KafkaSettings
 
-__all__ = ["ChangeListener", "IntegrationsTable", "TableStats"]
+__all__ = ["ChangeListener", "IntegrationsTable", "ReaderListener"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -47,20 +50,16 @@ _T = TypeVar("_T")
 ChangeListener = Callable[[str, MerchantSettings | None], None]
 """Called with a merchant id and its new settings (None = removed) after each change."""
 
+ReaderListener = Callable[[BaseException | None], None]
+"""Called with the error when the reader dies, and with None once a restarted one caught up."""
+
 _RETRY_SECONDS: Final = 0.5
+_HEALTHY_SECONDS: Final = 60.0
+"""A reader that ran this long before dying restarts after the first back-off again."""
 
 
-@dataclass(slots=True)
-class TableStats:
-    """Counters since the table was created (the metrics layer exports them)."""
-
-    records: int = 0
-    """Records read, tombstones included."""
-    tombstones: int = 0
-    undecodable: int = 0
-    """Not an integration record (bad Avro, wrong key, missing fields)."""
-    undecryptable: int = 0
-    """Decoded, but the API key did not decrypt (unknown or wrong KEK, tampering)."""
+class ReaderStopped(IntegrationsError):
+    """The reader task ended (cancelled) while the table was open."""
 
 
 class IntegrationsTable:
@@ -75,6 +74,9 @@ class IntegrationsTable:
         poll_timeout: Longest wait of one background poll; bounds how long ``close`` waits.
         max_batch: Most records taken per poll.
         request_timeout: Timeout of one metadata or watermark request to the broker.
+        on_reader: Told when the reader dies (the error) and when it is back (None).
+        restart_delay: First back-off before restarting a dead reader; doubles per failure.
+        max_restart_delay: Longest back-off between restarts.
     """
 
     def __init__(
@@ -88,6 +90,9 @@ class IntegrationsTable:
         poll_timeout: float = 0.5,
         max_batch: int = 500,
         request_timeout: float = 10.0,
+        on_reader: ReaderListener | None = None,
+        restart_delay: float = 1.0,
+        max_restart_delay: float = 30.0,
     ) -> None:
         self.topic = topic
         self.stats = TableStats()
@@ -98,13 +103,16 @@ class IntegrationsTable:
         self._poll_timeout = poll_timeout
         self._max_batch = max_batch
         self._request_timeout = request_timeout
+        self._on_reader = on_reader
+        self._restart_delay = restart_delay
+        self._max_restart_delay = max_restart_delay
         self._consumer: KafkaConsumer | None = None
-        self._settings: dict[str, MerchantSettings] = {}
-        self._records: dict[str, IntegrationRecord] = {}
-        self._problems: dict[str, str] = {}
+        self._view = TableView()
         self._listeners: list[ChangeListener] = []
         self._changed = asyncio.Event()
-        self._follower: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._reader_started = 0.0
         self._inflight: asyncio.Future[Any] | None = None
         self._failure: BaseException | None = None
         self._loaded = False
@@ -114,32 +122,32 @@ class IntegrationsTable:
 
     def get(self, merchant_id: str) -> MerchantSettings | None:
         """The merchant's current settings, or None if it has no (usable) integration."""
-        return self._settings.get(merchant_id)
+        return self._view.settings.get(merchant_id)
 
     def record(self, merchant_id: str) -> IntegrationRecord | None:
         """The merchant's latest decodable record (key still encrypted), or None."""
-        return self._records.get(merchant_id)
+        return self._view.records.get(merchant_id)
 
     def records(self) -> dict[str, IntegrationRecord]:
         """Every merchant's latest decodable record, by merchant id (a copy)."""
-        return dict(self._records)
+        return dict(self._view.records)
 
     def merchant_ids(self) -> list[str]:
         """Merchants with usable settings, sorted."""
-        return sorted(self._settings)
+        return sorted(self._view.settings)
 
     def problems(self) -> dict[str, str]:
         """Merchant id → reason its latest record could not be applied (a copy)."""
-        return dict(self._problems)
+        return dict(self._view.problems)
 
     @property
     def ready(self) -> bool:
-        """True once ``load`` has caught up and while the background task is alive."""
+        """True once ``load`` has caught up and while the reader is alive (settings current)."""
         return self._loaded and self._failure is None and not self._closed
 
     @property
     def failure(self) -> BaseException | None:
-        """What stopped the background task, if it died."""
+        """What stopped the reader, while it is down (None once a restart caught up)."""
         return self._failure
 
     def add_listener(self, listener: ChangeListener) -> None:
@@ -160,6 +168,22 @@ class IntegrationsTable:
         """
         if self._loaded or self._closed or self._consumer is not None:
             raise IntegrationsError("load() may be called once, before close()")
+        count = await self._read_to_end(self._view)
+        self._loaded = True
+        _log.info(
+            "integrations table loaded topic=%s partitions=%d merchants=%d problems=%d",
+            self.topic,
+            count,
+            len(self._view.settings),
+            len(self._view.problems),
+        )
+        self._start_reader()
+        self._supervisor = asyncio.create_task(
+            self._supervise(), name=f"integrations-supervisor:{self.topic}"
+        )
+
+    async def _read_to_end(self, view: TableView) -> int:
+        """A new consumer reads every partition up to its current end into ``view``."""
         admin = KafkaAdmin(self._kafka)
         count = await asyncio.to_thread(admin.partition_count, self.topic, self._request_timeout)
         partitions = [TopicPartition(self.topic, p) for p in range(count)]
@@ -167,18 +191,9 @@ class IntegrationsTable:
         catch_up = await self._call(CatchUp.start, consumer, partitions, self._request_timeout)
         while not catch_up.done:
             batch = await self._call(consumer.consume, self._max_batch, self._poll_timeout)
-            self._apply_batch(batch)
+            self._apply_batch(batch, view)
             await self._call(catch_up.advance)
-        self._loaded = True
-        _log.info(
-            "integrations table loaded topic=%s partitions=%d merchants=%d problems=%d",
-            self.topic,
-            count,
-            len(self._settings),
-            len(self._problems),
-        )
-        self._follower = asyncio.create_task(self._follow(), name=f"integrations:{self.topic}")
-        self._follower.add_done_callback(self._on_follower_done)
+        return count
 
     def _new_consumer(self) -> KafkaConsumer:
         # group.id is required by the facade but never used: partitions are assigned and no
@@ -190,16 +205,14 @@ class IntegrationsTable:
     async def wait_until(self, predicate: Callable[[IntegrationsTable], bool]) -> None:
         """Return once ``predicate(self)`` holds, re-checked after every applied batch.
 
-        Bound it with ``asyncio.timeout``.
+        Bound it with ``asyncio.timeout`` (a dead reader is restarted, so it may hold later).
 
         Raises:
-            IntegrationsError: the background task died or the table was closed first.
+            IntegrationsError: the table was closed first.
         """
         while not predicate(self):
-            if self._failure is not None or self._closed:
-                raise IntegrationsError(
-                    "integrations table stopped before the condition held"
-                ) from self._failure
+            if self._closed:
+                raise IntegrationsError("integrations table closed before the condition held")
             await self._changed.wait()
 
     async def close(self) -> None:
@@ -207,14 +220,12 @@ class IntegrationsTable:
         if self._closed:
             return
         self._closed = True
-        if self._follower is not None:
-            self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
-        if self._inflight is not None:
-            # The worker thread cannot be cancelled; the client must not close under it.
-            await asyncio.gather(self._inflight, return_exceptions=True)
-        if self._consumer is not None:
-            await asyncio.to_thread(self._consumer.close)
+        # The supervisor first, so that it starts no new reader; then the reader.
+        for task in (self._supervisor, self._reader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self._release_consumer()
         self._notify()
 
     async def __aenter__(self) -> IntegrationsTable:
@@ -222,6 +233,14 @@ class IntegrationsTable:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def _release_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if self._inflight is not None:
+            # The worker thread cannot be cancelled; the client must not close under it.
+            await asyncio.gather(self._inflight, return_exceptions=True)
+        if consumer is not None:
+            await asyncio.to_thread(consumer.close)
 
     # -- background -----------------------------------------------------------------------
 
@@ -231,10 +250,43 @@ class IntegrationsTable:
         self._inflight = future
         return await asyncio.shield(future)
 
-    async def _follow(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None  # noqa: S101 -- set by load() before this task starts
+    def _start_reader(self) -> None:
+        self._reader_started = time.monotonic()
+        self._reader = asyncio.create_task(self._follow(), name=f"integrations-reader:{self.topic}")
+
+    async def _supervise(self) -> None:
+        """Watch the reader; when it dies, report it and restart it with back-off."""
+        delay = self._restart_delay
         while True:
+            reader = self._reader
+            assert reader is not None  # noqa: S101 -- started before the supervisor
+            await asyncio.wait({reader})
+            if time.monotonic() - self._reader_started >= _HEALTHY_SECONDS:
+                delay = self._restart_delay
+            self._reader_died(
+                ReaderStopped("reader task cancelled") if reader.cancelled() else reader.exception()
+            )
+            while True:
+                await asyncio.sleep(delay)  # back-off before the next consumer, not a sync
+                delay = min(delay * 2, self._max_restart_delay)
+                try:
+                    await self._reload()
+                except Exception as exc:  # noqa: BLE001 -- logged; retried after a longer back-off
+                    _log.error(
+                        "integrations table restart failed topic=%s error=%s retry_s=%.1f",
+                        self.topic,
+                        exc,
+                        delay,
+                    )
+                else:
+                    break
+            self._start_reader()
+            self._reader_back()
+
+    async def _follow(self) -> None:
+        while True:
+            consumer = self._consumer
+            assert consumer is not None  # noqa: S101 -- set before the reader starts
             try:
                 batch = await self._call(consumer.consume, self._max_batch, self._poll_timeout)
             except KafkaError as exc:
@@ -243,20 +295,48 @@ class IntegrationsTable:
                 _log.warning("integrations table poll failed, retrying error=%s", exc)
                 await asyncio.sleep(_RETRY_SECONDS)  # back-off, not synchronisation
                 continue
-            if batch:
-                self._apply_batch(batch)
+            self._apply_batch(batch)
 
-    def _on_follower_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        self._failure = task.exception()
-        if self._failure is not None:
-            _log.error(
-                "integrations table stopped following topic=%s error=%s",
-                self.topic,
-                self._failure,
-            )
+    async def _reload(self) -> None:
+        """A new consumer reads the whole topic into a fresh view, which replaces the served one.
+
+        Rebuilding (rather than resuming at the last offsets) is always right: the topic may
+        have been recreated, or compaction may have removed tombstones meanwhile.
+        """
+        await self._release_consumer()
+        view = TableView()
+        await self._read_to_end(view)
+        old, self._view = self._view, view
+        for merchant_id in sorted(old.settings.keys() | view.settings.keys()):
+            settings = view.settings.get(merchant_id)
+            if old.settings.get(merchant_id) != settings:
+                self._tell(merchant_id, settings)
         self._notify()
+
+    def _reader_died(self, failure: BaseException | None) -> None:
+        self._failure = failure or ReaderStopped("reader returned")
+        self.stats.restarts += 1
+        _log.error(
+            "integrations table reader died, settings may be stale until it is restarted "
+            "topic=%s error=%s",
+            self.topic,
+            self._failure,
+            exc_info=self._failure,
+        )
+        self._notify()
+        if self._on_reader is not None:
+            self._on_reader(self._failure)
+
+    def _reader_back(self) -> None:
+        self._failure = None
+        _log.info(
+            "integrations table reader restarted topic=%s merchants=%d",
+            self.topic,
+            len(self._view.settings),
+        )
+        self._notify()
+        if self._on_reader is not None:
+            self._on_reader(None)
 
     def _notify(self) -> None:
         # A fresh event per generation: waiters woken now re-check, later ones wait anew.
@@ -265,84 +345,31 @@ class IntegrationsTable:
 
     # -- applying records -----------------------------------------------------------------
 
-    def _apply_batch(self, batch: list[ConsumedMessage]) -> None:
+    def _apply_batch(self, batch: list[ConsumedMessage], view: TableView | None = None) -> None:
+        """Apply ``batch`` to ``view`` (default: the served one); listeners hear of changes to
+        the served view only."""
+        view = self._view if view is None else view
         for message in batch:
-            self._apply(message)
+            merchant_id = merchant_id_of(message)
+            before = view.settings.get(merchant_id) if merchant_id else None
+            try:
+                view.apply(message, merchant_id, self._codec, self._keyring, self.stats)
+            except Exception:  # noqa: BLE001 -- a bug meeting odd data must not stop the table
+                self.stats.failed += 1
+                if merchant_id:
+                    view.problems[merchant_id] = "unexpected_error"
+                _log.exception(
+                    "integration record failed merchant=%s partition=%d offset=%d",
+                    merchant_id,
+                    message.partition,
+                    message.offset,
+                )
+                continue
+            after = view.settings.get(merchant_id) if merchant_id else None
+            if view is self._view and after is not before:
+                self._tell(merchant_id, after)
         if batch:
             self._notify()
-
-    def _apply(self, message: ConsumedMessage) -> None:
-        self.stats.records += 1
-        try:
-            merchant_id = (message.key or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            merchant_id = ""
-        if not merchant_id:
-            self._skip(message, None, IntegrationRecordError("record key is not a merchant id"))
-            return
-        if message.value is None:
-            self.stats.tombstones += 1
-            self._records.pop(merchant_id, None)
-            self._problems.pop(merchant_id, None)
-            if self._settings.pop(merchant_id, None) is not None:
-                self._tell(merchant_id, None)
-            return
-        try:
-            record = self._codec.decode(message.value)
-        except (DecodeError, IntegrationRecordError) as exc:
-            self._skip(message, merchant_id, exc)
-            return
-        if record.merchant_id != merchant_id:
-            mismatch = IntegrationRecordError("merchant_id differs from the record key")
-            self._skip(message, merchant_id, mismatch)
-            return
-        self._records[merchant_id] = record
-        try:
-            settings = record.to_settings(self._keyring)
-        except DecryptError as exc:
-            self._skip(message, merchant_id, exc)
-            self._narrow(merchant_id, record)
-            return
-        self._problems.pop(merchant_id, None)
-        self._settings[merchant_id] = settings
-        self._tell(merchant_id, settings)
-
-    def _skip(
-        self,
-        message: ConsumedMessage,
-        merchant_id: str | None,
-        error: DecodeError | IntegrationsError,
-    ) -> None:
-        if isinstance(error, DecryptError):
-            self.stats.undecryptable += 1
-        else:
-            self.stats.undecodable += 1
-        if merchant_id is not None:
-            self._problems[merchant_id] = error.reason
-        # Our error messages name merchant, key id and cause only: safe to log verbatim.
-        _log.error(
-            "integration record skipped merchant=%s partition=%d offset=%d reason=%s error=%s",
-            merchant_id,
-            message.partition,
-            message.offset,
-            error.reason,
-            error,
-        )
-
-    def _narrow(self, merchant_id: str, record: IntegrationRecord) -> None:
-        previous = self._settings.get(merchant_id)
-        if previous is None:
-            return
-        narrowed = dataclasses.replace(
-            previous,
-            enabled=previous.enabled and record.enabled,
-            order_tracking_enabled=previous.order_tracking_enabled
-            and record.order_tracking_enabled,
-            marketing_enabled=previous.marketing_enabled and record.marketing_enabled,
-        )
-        if narrowed != previous:
-            self._settings[merchant_id] = narrowed
-            self._tell(merchant_id, narrowed)
 
     def _tell(self, merchant_id: str, settings: MerchantSettings | None) -> None:
         for listener in self._listeners:

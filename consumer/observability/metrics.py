@@ -165,6 +165,15 @@ class Metrics:
             "merchants_parked", "Merchants whose operations are being parked now.",
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.integrations_reader_up = Gauge(
+            "integrations_reader_up",
+            "1 while the integrations table follows its topic; 0 = settings may be stale.",
+            namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.integrations_reader_failures = Counter(
+            "integrations_reader_failures", "Deaths of the integrations table's reader, by error.",
+            ["error"], namespace=_NS, registry=r,
+        )  # fmt: skip
         self._initialise()
 
     def _initialise(self) -> None:

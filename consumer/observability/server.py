@@ -10,8 +10,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from consumer.errors import ConfigError
 from consumer.observability.health import Health
 from consumer.observability.metrics import Metrics
+from consumer.settings import setting_name
 
 __all__ = ["serve"]
 
@@ -50,9 +52,13 @@ async def serve(
     host: str, port: int, metrics: Metrics, health: Health, debug: Callable[[], Any]
 ) -> AsyncIterator[str]:
     """Serve the endpoints until the context exits; yields the base URL (port 0 = any)."""
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:  # port taken, address not on this host, no permission
+        name = setting_name("http", "port")
+        raise ConfigError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from None
     runner = web.AppRunner(_app(metrics, health, debug), access_log=None)
     await runner.setup()
-    sock = socket.create_server((host, port), reuse_port=False)
     await web.SockSite(runner, sock).start()
     bound = sock.getsockname()
     try:

@@ -31,8 +31,6 @@ from consumer.deliver import (
 )
 from consumer.kafka import (
     ConsumedMessage,
-    KafkaConsumer,
-    Producer,
     RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
@@ -40,6 +38,7 @@ from consumer.kafka import (
 from consumer.merchant import MerchantSettings
 from consumer.observability import Health, LagMonitor, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
+from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget
 from consumer.runtime.record_errors import RecordErrors
 from consumer.settings import Settings
@@ -63,6 +62,8 @@ class DeliverStage:
         metrics: Metrics,
         health: Health,
         instance_id: str,
+        *,
+        clients: KafkaClients,
     ) -> None:
         self._settings = settings
         self._topics = settings.topics
@@ -72,13 +73,12 @@ class DeliverStage:
         self._lag = LagMonitor(
             metrics, f"{settings.kafka.group_id}-deliver", backlog_topic=settings.topics.outbox
         )
-        self._consumer = KafkaConsumer(
-            settings.kafka,
+        self._consumer = clients.consumer(
             f"{settings.kafka.group_id}-deliver",
             group_instance_id=f"{instance_id}-deliver",
             on_stats=self._lag.on_stats,
         )
-        self._producer = Producer(settings.kafka)
+        self._producer = clients.producer()
         self._tracker = OffsetTracker()
         self._messages: dict[tuple[int, int], ConsumedMessage] = {}
         self._sink = Sink(

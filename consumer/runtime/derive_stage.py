@@ -34,7 +34,6 @@ from consumer.derive import (
 from consumer.kafka import (
     AbortableKafkaError,
     ConsumedMessage,
-    KafkaConsumer,
     TopicPartition,
     TransactionalProducer,
 )
@@ -42,6 +41,7 @@ from consumer.merchant import MerchantSettings
 from consumer.observability import Health, LagMonitor, Metrics
 from consumer.outbox import EventOperation, Operation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
+from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget, record_size
 from consumer.runtime.record_errors import OutputTooLarge, RecordErrors
 from consumer.runtime.restore import read_partitions_to_end
@@ -81,8 +81,11 @@ class DeriveStage:
         health: Health,
         instance_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        clients: KafkaClients,
     ) -> None:
         self._settings = settings
+        self._clients = clients
         self._topics = settings.topics
         self._merchants = merchants
         self._metrics = metrics
@@ -104,11 +107,8 @@ class DeriveStage:
         )
         group = f"{settings.kafka.group_id}-derive"
         self._lag = LagMonitor(metrics, group)
-        self._consumer = KafkaConsumer(
-            settings.kafka,
-            group,
-            group_instance_id=f"{instance_id}-derive",
-            on_stats=self._lag.on_stats,
+        self._consumer = clients.consumer(
+            group, group_instance_id=f"{instance_id}-derive", on_stats=self._lag.on_stats
         )
         self._instance = instance_id
         self._producer = self._new_producer()
@@ -164,9 +164,7 @@ class DeriveStage:
 
     def _new_producer(self) -> TransactionalProducer:
         group = f"{self._settings.kafka.group_id}-derive"
-        return TransactionalProducer(
-            self._settings.kafka, transactional_id=f"{group}-{self._instance}"
-        )
+        return self._clients.transactional_producer(f"{group}-{self._instance}")
 
     def _close(self, clean: bool) -> None:
         # After a failure nothing is committed: the next start resumes from the last commit

@@ -1,8 +1,13 @@
 """The service: integrations table, the stages, the HTTP endpoints, and a clean shutdown.
 
-Start order: topics checked → integrations table loaded (readiness waits for it) → HTTP
-endpoints → stages. Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming,
-finishes or parks its in-flight work, commits and leaves its group, within
+Start order: HTTP endpoints (so probes answer, "not ready", from the first second) → the
+broker reached (waited for with back-off up to ``kafka.startup_timeout_seconds``, then exit 2
+naming ``kafka.bootstrap_servers``) and topics checked → integrations table loaded → stages.
+The table's reader is supervised: while it is down ``/readyz`` says 503 (component
+``integrations``) and ``integrations_reader_up`` is 0.
+
+Stop (SIGTERM, SIGINT or ``stop`` set): every stage stops consuming, finishes or parks its
+in-flight work, commits and leaves its group, within
 ``shutdown_seconds``; past that the process exits non-zero and Kafka's guarantees take over.
 A stage whose Kafka clients cannot go on (fenced, a transaction stuck after a broker restart)
 is rebuilt in place (``supervisor.py``); only errors new clients cannot cure end the process.
@@ -23,10 +28,11 @@ from typing import Any, Literal
 from consumer.integrations.crypto import Keyring
 from consumer.integrations.table import IntegrationsTable
 from consumer.observability import Health, Metrics, bind_log_context, serve
+from consumer.runtime.clients import BrokerClients, KafkaClients
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
+from consumer.runtime.startup import wait_for_kafka
 from consumer.runtime.supervisor import supervise
-from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import Settings
 
 __all__ = ["Service", "Stage"]
@@ -50,6 +56,10 @@ class Service:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     """Base URL of the HTTP endpoints, set once they serve."""
+    table: IntegrationsTable | None = field(default=None, init=False)
+    """The integrations table, once ``run`` has built it."""
+    clients: KafkaClients | None = None
+    """Where the stages get their Kafka clients; default: ``BrokerClients(settings.kafka)``."""
     _debug_sources: list[Callable[[], object]] = field(default_factory=list)
     _shutdown_began: bool = field(default=False, init=False)
     _hard_exit_after_shutdown: bool = field(default=False, init=False)
@@ -58,16 +68,21 @@ class Service:
         """Run until ``stop`` is set or a stage fails.
 
         Raises:
+            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, or the
+                HTTP port cannot be bound.
             KafkaError: a Kafka error that new clients do not cure (e.g. a topic missing); a
                 stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
         bind_log_context(instance=self.instance_id)
-        created = await asyncio.to_thread(ensure_service_topics, self.settings)
-        if created:
-            log.info("created topics", extra={"topics": created})
         keyring = Keyring.from_settings(self.settings.integrations)
-        table = IntegrationsTable(self.settings.kafka, self.settings.topics.integrations, keyring)
+        table = self.table = IntegrationsTable(
+            self.settings.kafka,
+            self.settings.topics.integrations,
+            keyring,
+            on_reader=self._on_table_reader,
+        )
+        self.health.set_ready("topics", False)
         self.health.set_ready("integrations", False)
         http = self.settings.http
         async with (
@@ -78,9 +93,18 @@ class Service:
             log.info(
                 "serving", extra={"url": url, "stage": self.stage, "instance": self.instance_id}
             )
+            if not await wait_for_kafka(self.settings, self.stop):
+                return  # stopped while waiting
+            self.health.set_ready("topics", True)
             await table.load()
-            self.health.set_ready("integrations", True)
+            self._on_table_reader(None)
             await self._run_stages(table)
+
+    def _on_table_reader(self, failure: BaseException | None) -> None:
+        self.health.set_ready("integrations", failure is None)
+        self.metrics.integrations_reader_up.set(1 if failure is None else 0)
+        if failure is not None:
+            self.metrics.integrations_reader_failures.labels(type(failure).__name__).inc()
 
     async def _run_stages(self, table: IntegrationsTable) -> None:
         runners: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
@@ -106,10 +130,24 @@ class Service:
                 raise result
 
     def _derive(self, table: IntegrationsTable) -> DeriveStage:
-        return DeriveStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+        return DeriveStage(
+            self.settings,
+            table.get,
+            self.metrics,
+            self.health,
+            self.instance_id,
+            clients=self._clients,
+        )
 
     def _deliver(self, table: IntegrationsTable) -> DeliverStage:
-        stage = DeliverStage(self.settings, table.get, self.metrics, self.health, self.instance_id)
+        stage = DeliverStage(
+            self.settings,
+            table.get,
+            self.metrics,
+            self.health,
+            self.instance_id,
+            clients=self._clients,
+        )
         self._debug_sources[:] = [stage.debug]
         return stage
 
@@ -118,12 +156,21 @@ class Service:
             return {
                 "merchants": table.merchant_ids(),
                 "problems": table.problems(),
+                "integrations_reader": {
+                    "up": table.ready,
+                    "failure": None if table.failure is None else str(table.failure),
+                    "restarts": table.stats.restarts,
+                },
                 "live": self.health.live()[1],
                 "ready": self.health.ready()[1],
                 "stages": [source() for source in self._debug_sources],
             }
 
         return merchants
+
+    @property
+    def _clients(self) -> KafkaClients:
+        return self.clients or BrokerClients(self.settings.kafka)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT start a graceful shutdown; any shutdown ends in a hard exit.

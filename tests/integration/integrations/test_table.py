@@ -134,3 +134,49 @@ async def test_table_bad_records_live_are_counted_not_fatal(
 def _tracking(table: IntegrationsTable, merchant_id: str) -> bool:
     settings = table.get(merchant_id)
     return settings is not None and settings.order_tracking_enabled
+
+
+async def test_table_dead_reader_is_reported_restarted_and_catches_up(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory, produce: Callable[..., None]
+) -> None:
+    """Killing the reader: not ready and told at once, old settings kept meanwhile; after the
+    back-off a new reader has read the whole topic again and follows it."""
+    keyring = Keyring({"k1": os.urandom(32)})
+    topic = topic_factory(config=COMPACT)
+    produce(topic, [kv(record(keyring, "shop", order_tracking_enabled=True))])
+    reports: list[BaseException | None] = []
+    changes: list[tuple[str, MerchantSettings | None]] = []
+
+    async with IntegrationsTable(
+        kafka_settings, topic, keyring, on_reader=reports.append, restart_delay=0.2
+    ) as table:
+        table.add_listener(lambda m, s: changes.append((m, s)))
+        async with asyncio.timeout(DEADLINE):
+            await table.load()
+        changes.clear()
+        assert table._reader is not None
+        table._reader.cancel()  # the reader task dies
+        async with asyncio.timeout(DEADLINE):
+            await table.wait_until(lambda t: not t.ready)
+        assert len(reports) == 1
+        assert reports[0] is not None
+        assert _tracking(table, "shop")  # last settings still served (flagged as stale)
+
+        written_around_the_restart = [
+            kv(record(keyring, "shop", order_tracking_enabled=False)),
+            kv(record(keyring, "new")),
+        ]
+        await asyncio.to_thread(produce, topic, written_around_the_restart)
+        async with asyncio.timeout(DEADLINE):
+            await table.wait_until(lambda t: t.ready)
+            # The records may land before the new reader's start (read back) or after it
+            # (followed live): either way they are applied.
+            await table.wait_until(lambda t: not _tracking(t, "shop") and t.get("new") is not None)
+        assert reports[1:] == [None]
+        assert table.stats.restarts == 1
+        assert sorted(m for m, _ in changes) == ["new", "shop"]
+
+        # and the new reader follows live updates
+        await asyncio.to_thread(produce, topic, [(b"new", None)])
+        async with asyncio.timeout(DEADLINE):
+            await table.wait_until(lambda t: t.get("new") is None)

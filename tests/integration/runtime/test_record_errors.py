@@ -58,7 +58,12 @@ class _FaultyDeriveStage(DeriveStage):
 class _FaultyService(Service):
     def _derive(self, table: IntegrationsTable) -> DeriveStage:
         return _FaultyDeriveStage(
-            self.settings, table.get, self.metrics, self.health, self.instance_id
+            self.settings,
+            table.get,
+            self.metrics,
+            self.health,
+            self.instance_id,
+            clients=self._clients,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -16,6 +17,8 @@ from consumer.integrations import (
     Keyring,
     MerchantSettings,
 )
+from consumer.merchant import MerchantOptions
+from consumer.paths import schemas_dir
 from tests.unit.integrations.conftest import NOW, PLAINTEXT_KEY
 
 CODEC = IntegrationCodec()
@@ -63,3 +66,13 @@ def test_default_values_match_merchant_settings_defaults() -> None:
     defaults = IntegrationRecord.default_values()
     merchant = MerchantSettings(merchant_id="m", api_key=SecretStr("x"))
     assert defaults == {name: getattr(merchant, name) for name in defaults}
+
+
+def test_settings_fields_are_the_schemas_non_secret_fields_with_its_defaults() -> None:
+    """``MerchantOptions`` is the one declaration; it must match the Avro contract."""
+    schema = json.loads((schemas_dir() / "klaviyo-integrations" / "v1.avsc").read_text())
+    identity = {"merchant_id", "api_key", "updated_at", "updated_by"}
+    fields = [f for f in schema["fields"] if f["name"] not in identity]
+    assert MerchantOptions.names() == tuple(f["name"] for f in fields)
+    defaults = MerchantOptions.defaults()
+    assert all(defaults[f["name"]] == f["default"] for f in fields if "default" in f)

@@ -129,3 +129,32 @@ def test_table_failing_listener_does_not_stop_the_table(
 
 def test_table_is_not_ready_before_load(table: IntegrationsTable) -> None:
     assert not table.ready
+
+
+class ExplodingCodec(IntegrationCodec):
+    """Decodes like the real codec, but a bug meets the merchant "odd"."""
+
+    def decode(self, payload: bytes) -> IntegrationRecord:
+        record = super().decode(payload)
+        if record.merchant_id == "odd":
+            raise ZeroDivisionError("a bug meeting odd data")
+        return record
+
+
+def test_table_unexpected_error_on_one_record_is_logged_and_the_rest_applied(
+    keyring: Keyring,
+    record: IntegrationRecord,
+    settings: MerchantSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = IntegrationsTable(KafkaSettings(), "integrations", keyring, codec=ExplodingCodec())
+    odd = record.replace(merchant_id="odd")
+    with caplog.at_level(logging.ERROR):
+        table._apply_batch(
+            [message(b"odd", CODEC.encode(odd)), message(b"m1", CODEC.encode(record), 1)]
+        )
+    assert table.get("m1") == settings
+    assert table.get("odd") is None
+    assert table.problems() == {"odd": "unexpected_error"}
+    assert table.stats.failed == 1
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
