@@ -12,6 +12,7 @@ from consumer.kafka.admin import (
     partition_count,
     wait_until_ready,
 )
+from consumer.kafka.background import BackgroundProducer
 from consumer.kafka.catch_up import CatchUp
 from consumer.kafka.config import ConfigValue
 from consumer.kafka.consumer import GroupMetadata, KafkaConsumer, RebalanceCallback
@@ -42,6 +43,7 @@ __all__ = [
     "OFFSET_INVALID",
     "OFFSET_STORED",
     "AbortableKafkaError",
+    "BackgroundProducer",
     "CatchUp",
     "ConfigValue",
     "ConsumedMessage",
