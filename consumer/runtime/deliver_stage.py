@@ -349,14 +349,17 @@ class DeliverStage:
         """
         gone = {tp.partition for tp in partitions if tp.topic == self._topics.outbox}
         offsets = self._committable(gone) if commit else []
-        dropped = self._sink.revoke(lambda token: cast(tuple[int, int], token)[0] in gone)
+        dropped = sum(self._tracker.in_flight(partition) for partition in gone)
+        self._sink.revoke(lambda token: cast(tuple[int, int], token)[0] in gone)
         for partition in gone:
             self._tracker.revoke(partition)
             self._committed.pop(partition, None)
         self._paused.difference_update(partitions)
         self._messages = {k: m for k, m in self._messages.items() if k[0] not in gone}
         if dropped:
-            log.info("revoked operations dropped", extra={"operations": dropped})
+            cause = "revoked" if commit else "lost"
+            self._metrics.operations_dropped.labels(cause).inc(dropped)
+            log.info("unfinished operations dropped", extra={"operations": dropped, "cause": cause})
         return offsets
 
     def debug(self) -> dict[str, object]:
