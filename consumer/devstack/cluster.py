@@ -90,9 +90,10 @@ class KafkaCluster:
                 ``stop`` ends them).
         """
         began = time.monotonic()
-        for node in self.nodes:
+        stopped = [node for node in self.nodes if not node.running]
+        for node in stopped:
             node.launch()
-        for node in self.nodes:
+        for node in stopped:
             node.wait_started(began + self.startup_timeout)
         self.startup_seconds = time.monotonic() - began
 

@@ -45,7 +45,7 @@ async def test_member_joins_and_leaves_10_times_exactly_once_no_exception(stack:
     stack.overrides["kafka"]["session_timeout_ms"] = 6_000  # departed members expire sooner
     for merchant in stack.merchants:
         # A slow Klaviyo keeps requests in flight, so rebalances catch lanes mid-send.
-        stack.sandbox.faults(merchant.merchant_id).add_latency(0.3)
+        stack.sandbox.faults(merchant.merchant_id).add_latency(1.0)
     now = datetime.now(UTC)
     traffic = sample_traffic([m.merchant_id for m in stack.merchants], 100, now)
     expected = event_keys(expected_operations(traffic, stack.integrated, now))
