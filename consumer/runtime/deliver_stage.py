@@ -143,7 +143,7 @@ class DeliverStage:
             try:
                 await asyncio.to_thread(self._consumer.close)
             finally:
-                await asyncio.to_thread(self._producer.close)
+                await asyncio.to_thread(self._producer.close, shutdown_seconds * 0.2)
 
     async def _consume(self) -> list[ConsumedMessage]:
         try:
