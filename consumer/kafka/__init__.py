@@ -2,7 +2,8 @@
 
 Everything a client returns is converted to our own frozen dataclasses (``messages``), and
 every confluent exception to a ``KafkaError`` whose flags carry the policy (``errors``).
-All calls block; the asyncio runtime runs them with ``asyncio.to_thread``.
+All calls block; the asyncio runtime runs them with ``asyncio.to_thread``, except
+``BackgroundProducer.send``, which queues for a thread of its own and returns a future.
 """
 
 from consumer.kafka.admin import (
