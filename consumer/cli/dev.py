@@ -1,7 +1,8 @@
 """``klaviyo-consumer dev``: the local development stack.
 
 - ``dev fetch-broker``: download and cache the Kafka broker jars (Maven Central).
-- ``dev broker [--port N]``: run a real single-node Kafka 4 broker until Ctrl-C or SIGTERM.
+- ``dev broker [--port N] [--brokers N]``: run a real Kafka 4 broker (or a cluster of N nodes,
+  replicated as in production) until Ctrl-C or SIGTERM.
 
 More actions plug in without touching ``register``: add a function ``(actions) -> None`` that
 calls ``actions.add_parser(...)`` and sets ``handler``, then list it in ``ACTION_REGISTRARS``
@@ -15,7 +16,7 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,6 +25,7 @@ from consumer.devstack import (
     DEFAULT_KAFKA_VERSION,
     DevstackError,
     KafkaBroker,
+    KafkaCluster,
     fetch_broker_artifacts,
 )
 
@@ -45,13 +47,21 @@ def _register_fetch_broker(actions: Any) -> None:
 
 def _register_broker(actions: Any) -> None:
     parser: argparse.ArgumentParser = actions.add_parser(
-        "broker", help="Run a local single-node Kafka broker until Ctrl-C."
+        "broker", help="Run a local Kafka broker (or a cluster) until Ctrl-C."
     )
     parser.add_argument(
         "--port",
         type=int,
         default=DEFAULT_BROKER_PORT,
-        help=f"Client port (default {DEFAULT_BROKER_PORT}, which the default settings use).",
+        help=f"Client port (default {DEFAULT_BROKER_PORT}, which the default settings use); "
+        "the nodes of a cluster take this one and the next ones.",
+    )
+    parser.add_argument(
+        "--brokers",
+        type=_node_count,
+        default=1,
+        help="Nodes (default 1). More form one KRaft cluster, every topic replicated three "
+        "times with min.insync.replicas 2, so failover can be tried as production runs it.",
     )
     parser.add_argument("--version", default=DEFAULT_KAFKA_VERSION, help="Kafka version.")
     parser.add_argument(
@@ -92,6 +102,13 @@ def _fetch_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_count(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return count
+
+
 def _broker(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
@@ -99,44 +116,83 @@ def _broker(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    broker = KafkaBroker(port=args.port, version=args.version, data_dir=args.data_dir)
+    # One node stays a plain broker: same ports, data layout and start-up time as ever.
+    cluster: KafkaBroker | KafkaCluster
+    if args.brokers == 1:
+        cluster = KafkaBroker(port=args.port, version=args.version, data_dir=args.data_dir)
+        nodes = [cluster]
+    else:
+        cluster = KafkaCluster(
+            args.brokers, port=args.port, version=args.version, data_dir=args.data_dir
+        )
+        nodes = cluster.nodes
     try:
-        return _serve(broker, args.version, stop)
+        return _serve(cluster, nodes, args.version, stop)
     except DevstackError as exc:
         print(f"klaviyo-consumer: {exc}", file=sys.stderr)
         return 1
     finally:
-        broker.stop()
+        cluster.stop()
         print("Kafka broker stopped.", flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _serve(broker: KafkaBroker, version: str, stop: threading.Event) -> int:
-    """Start ``broker``, say how to use it, and wait for ``stop`` or for the JVM to exit."""
-    print(f"Starting Kafka {version} (data in {broker.config.data_dir}) ...", flush=True)
-    broker.start()
+def _serve(
+    cluster: KafkaBroker | KafkaCluster,
+    nodes: Sequence[KafkaBroker],
+    version: str,
+    stop: threading.Event,
+) -> int:
+    """Start ``cluster``, say how to use it, and wait for ``stop`` or for a JVM to exit."""
+    where = ", ".join(str(node.config.data_dir) for node in nodes)
+    print(f"Starting Kafka {version} (data in {where}) ...", flush=True)
+    cluster.start()
+    if len(nodes) == 1:
+        (node,) = nodes
+        started = (
+            f"Kafka broker started at {node.bootstrap_servers} (pid {node.pid}) "
+            f"in {cluster.startup_seconds:.1f} s\n  broker log:        {node.log_file}\n"
+        )
+    else:
+        started = (
+            f"Kafka cluster of {len(nodes)} brokers started in {cluster.startup_seconds:.1f} s\n"
+        )
+        started += "".join(
+            f"  broker {node.config.node_id}: {node.bootstrap_servers} (pid {node.pid}), "
+            f"log {node.log_file}\n"
+            for node in nodes
+        )
+        started += (
+            "  Kafka's own topics have 3 replicas (min.insync.replicas 2); for the service's:\n"
+            f"  export KLAVIYO_CONSUMER_TOPICS__REPLICATION_FACTOR={min(len(nodes), 3)}\n"
+        )
     print(
-        f"Kafka broker started at {broker.bootstrap_servers} (pid {broker.pid}) "
-        f"in {broker.startup_seconds:.1f} s\n"
-        f"  bootstrap servers: {broker.bootstrap_servers}\n"
-        f"  broker log:        {broker.log_file}\n"
+        started + f"  bootstrap servers: {cluster.bootstrap_servers}\n"
         "Point other commands at it (the default settings already use 127.0.0.1:9092):\n"
-        f"  export KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}\n"
+        f"  export KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap_servers}\n"
         "Press Ctrl-C to stop.",
         flush=True,
     )
-    exited = threading.Event()
+    exited: list[KafkaBroker] = []
+    lock = threading.Lock()
+    closing = threading.Event()  # from here on, JVMs exit because we stop them
 
-    def watch() -> None:
-        broker.wait()
-        exited.set()
-        stop.set()
+    def watch(node: KafkaBroker) -> None:
+        # A cluster outlives one node (that is what it is for); it ends with the last one.
+        node.wait()
+        with lock:
+            if closing.is_set():
+                return
+            exited.append(node)
+            print(f"Kafka broker exited unexpectedly; log: {node.log_file}", file=sys.stderr)
+            print(node.log_tail(), file=sys.stderr)
+            if len(exited) == len(nodes):
+                stop.set()
 
-    threading.Thread(target=watch, name="broker-watch", daemon=True).start()
+    for node in nodes:
+        threading.Thread(target=watch, args=(node,), name="broker-watch", daemon=True).start()
     stop.wait()
-    if exited.is_set():
-        print(f"Kafka broker exited unexpectedly; log: {broker.log_file}", file=sys.stderr)
-        print(broker.log_tail(), file=sys.stderr)
-        return 1
-    return 0
+    with lock:
+        closing.set()
+        return 1 if len(exited) == len(nodes) else 0

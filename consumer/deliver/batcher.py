@@ -233,6 +233,14 @@ class Batcher:
         queue = self._queues.pop(lane, None)
         return [] if queue is None else list(queue.items)
 
+    def requeue(self, lane: Lane, items: list[Pending]) -> None:
+        """Put ``items`` (taken from ``lane`` earlier, in order) back at its head."""
+        if not items:
+            return
+        queue = self._queues.setdefault(lane, _Queue())
+        queue.items.extendleft(reversed(items))
+        queue.bytes += sum(p.size + p.entry_size for p in items)
+
     def lanes(self) -> Iterator[Lane]:
         """Lanes with queued operations."""
         return iter(list(self._queues))

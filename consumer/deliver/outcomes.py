@@ -75,6 +75,7 @@ class DeliveryStats:
     retries: int = 0
     splits: int = 0
     callback_errors: int = 0
+    revoked: int = 0  # dropped without an outcome: their partition went to another owner
 
     @property
     def finished(self) -> int:

@@ -4,13 +4,16 @@ The runtime drives it like this::
 
     sink = Sink(settings.delivery, KlaviyoClient(settings.klaviyo), lookup, on_outcome)
     sink.submit(operation, (partition, offset))    # never blocks; outcome comes later
+    sink.revoke(lambda token: token[0] in revoked)  # a rebalance took these partitions
     ...
     await sink.close(deadline)                      # at shutdown: finish or park, then stop
 
 ``on_outcome`` receives exactly one ``Accepted``, ``DeadLettered`` or ``Parked`` per submitted
 token, from the sink's own tasks (or synchronously from ``submit`` when the operation is
-parked or dead-lettered on arrival). Back-pressure is the runtime's: it counts unfinished
-offsets (``OffsetTracker.in_flight``) and pauses partitions.
+parked or dead-lettered on arrival), unless the token was revoked first: then it gets none.
+Back-pressure is the runtime's: it counts unfinished offsets (``OffsetTracker.in_flight``)
+and pauses partitions. Everything here runs on the event loop, in the sink's tasks or in
+calls made from that loop.
 
 Each (merchant, endpoint) lane has one background task, started on demand and ended when the
 lane is empty. A lane sends one request at a time: it waits for a batch to fill or linger out,
@@ -175,6 +178,57 @@ class Sink:
         self._ensure_lane(lane)
         if self._batcher.due_in(lane, time.monotonic()) == 0.0:
             self._lanes[lane].wakeup.set()
+
+    def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
+        """Forget every operation whose token is ``revoked``; returns how many were dropped.
+
+        For partitions a rebalance took away: their next owner sends these operations again,
+        so they get no outcome. A lane whose batch in hand holds some of them stops at once
+        (a request in flight is abandoned; when the next owner repeats it, Klaviyo keeps one
+        event per ``unique_id``); the rest of its work is queued again and sent by a new lane
+        task. Operations not revoked keep their place.
+        """
+        dropped = 0
+        for lane in set(self._lanes) | set(self._batcher.lanes()):
+            state = self._lanes.get(lane)
+            in_hand, from_hand = self._forget(_unresolved(state.work) if state else [], revoked)
+            queued, from_queue = self._forget(self._batcher.drain(lane), revoked)
+            dropped += from_hand + from_queue
+            if state is not None and from_hand:
+                del self._lanes[lane]
+                state.work = deque()
+                if state.task is not None:
+                    state.task.cancel()
+                queued = in_hand + queued
+            self._batcher.requeue(lane, queued)
+            if queued:
+                self._ensure_lane(lane)
+        self._outstanding -= dropped
+        self.stats.revoked += dropped
+        if self._outstanding == 0:
+            self._idle.set()
+        return dropped
+
+    def _forget(
+        self, items: list[Pending], revoked: Callable[[Hashable], bool]
+    ) -> tuple[list[Pending], int]:
+        """``items`` without revoked tokens (repeats included), and how many tokens went."""
+        kept: list[Pending] = []
+        dropped = 0
+        for pending in items:
+            tokens = [pending.token, *(token for token, _ in pending.followers)]
+            live = [(t, o) for t, o in pending.followers if not revoked(t)]
+            if not revoked(pending.token):
+                live.insert(0, (pending.token, pending.operation))
+            dropped += len(tokens) - len(live)
+            if not live:
+                pending.done = True
+                self._batcher.release(pending)
+                continue
+            # A repeat that stays takes the lead: the operation sent is the same fact.
+            pending.token, pending.followers = live[0][0], live[1:]
+            kept.append(pending)
+        return kept, dropped
 
     async def flush(self, deadline: float | None = None) -> bool:
         """Send everything queued now (no linger) and wait for every outcome.

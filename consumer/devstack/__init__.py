@@ -7,14 +7,16 @@ from consumer.devstack.artifacts import (
     cache_dir,
     fetch_broker_artifacts,
 )
-from consumer.devstack.broker import KafkaBroker, free_port
+from consumer.devstack.broker import KafkaBroker, free_port, free_ports
 from consumer.devstack.broker_config import (
     SINGLE_NODE_DEFAULTS,
     BrokerConfig,
+    cluster_defaults,
     new_cluster_id,
     render_log4j2_config,
     render_server_properties,
 )
+from consumer.devstack.cluster import KafkaCluster
 from consumer.devstack.errors import BrokerFetchError, BrokerStartError, DevstackError
 
 __all__ = [
@@ -26,10 +28,13 @@ __all__ = [
     "BrokerStartError",
     "DevstackError",
     "KafkaBroker",
+    "KafkaCluster",
     "broker_libs_dir",
     "cache_dir",
+    "cluster_defaults",
     "fetch_broker_artifacts",
     "free_port",
+    "free_ports",
     "new_cluster_id",
     "render_log4j2_config",
     "render_server_properties",

@@ -1,6 +1,7 @@
 """A real Apache Kafka 4 broker (KRaft, one combined broker+controller node) on loopback.
 
-Used by the integration tests (one broker per test run) and by ``klaviyo-consumer dev broker``.
+Used by the integration tests (one broker per test run) and by ``klaviyo-consumer dev broker``;
+``KafkaCluster`` (``cluster.py``) runs several as one cluster.
 The JVM runs from the jars ``fetch_broker_artifacts`` caches; it is light on memory and tuned
 for fast start-up and single-node transactions. No JVM outlives this Python process: children
 die with it (``consumer.devstack.process``) and an ``atexit`` hook stops the rest cleanly.
@@ -39,7 +40,7 @@ from consumer.devstack.process import spawn
 from consumer.kafka import KafkaError, wait_until_ready
 from consumer.settings import KafkaSettings
 
-__all__ = ["KafkaBroker", "free_port"]
+__all__ = ["KafkaBroker", "free_port", "free_ports"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports on ``host`` that are free right now."""
+    with contextlib.ExitStack() as held:  # held open until all are picked: no repeats
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -93,6 +103,9 @@ class KafkaBroker:
         heap: JVM max heap (``-Xmx``).
         overrides: ``server.properties`` entries that replace the defaults.
         startup_timeout: Seconds to wait for the broker to answer metadata requests.
+        node_id: This node's id in its cluster.
+        voters: The cluster's quorum as (node id, controller port) pairs; empty = alone.
+        cluster_id: The cluster's id, the same on every node; default: a new one.
     """
 
     def __init__(
@@ -105,6 +118,9 @@ class KafkaBroker:
         heap: str = "512m",
         overrides: Mapping[str, str] | None = None,
         startup_timeout: float = 90.0,
+        node_id: int = 1,
+        voters: tuple[tuple[int, int], ...] = (),
+        cluster_id: str | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         if data_dir is None:
@@ -115,14 +131,18 @@ class KafkaBroker:
             port=port or free_port(),
             controller_port=controller_port or free_port(),
             data_dir=data_dir.resolve(),
+            node_id=node_id,
+            voters=voters,
             overrides=dict(overrides or {}),
         )
+        self.cluster_id = cluster_id or new_cluster_id()
         self.version = version
         self.heap = heap
         self.startup_timeout = startup_timeout
         self.startup_seconds: float | None = None
         """How long the last ``start`` took, once it returned."""
         self._process: subprocess.Popen[bytes] | None = None
+        self._launched_at = 0.0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -159,6 +179,21 @@ class KafkaBroker:
         if self.running:
             return
         began = time.monotonic()
+        self.launch()
+        self.wait_started(began + self.startup_timeout)
+
+    def launch(self) -> None:
+        """Format storage if new and start the JVM, without waiting for it to answer.
+
+        A cluster launches every node first: none answers before a quorum of them runs.
+
+        Raises:
+            BrokerFetchError: the jars could not be obtained.
+            BrokerStartError: a port is taken, or formatting failed.
+        """
+        if self.running:
+            return
+        self._launched_at = time.monotonic()
         libs = fetch_broker_artifacts(self.version)
         for port in (self.config.port, self.config.controller_port):
             if not _port_is_free(self.config.host, port):
@@ -178,12 +213,19 @@ class KafkaBroker:
             )
         with _LIVE_LOCK:
             _LIVE.add(self)
+
+    def wait_started(self, deadline: float) -> None:
+        """Wait (until ``deadline``, on ``time.monotonic()``) for the launched node to answer.
+
+        Raises:
+            BrokerStartError: the JVM exited, or it did not answer in time (it is killed).
+        """
         try:
-            self._wait_until_ready(began + self.startup_timeout)
+            self._wait_until_ready(deadline)
         except BaseException:
             self._terminate(graceful=False)
             raise
-        self.startup_seconds = time.monotonic() - began
+        self.startup_seconds = time.monotonic() - self._launched_at
         logger.info(
             "Kafka broker started at %s (pid %d) in %.1f s",
             self.bootstrap_servers,
@@ -269,7 +311,7 @@ class KafkaBroker:
             "format",
             "--config",
             str(self.config.properties_file),
-            f"--cluster-id={new_cluster_id()}",
+            f"--cluster-id={self.cluster_id}",
             "--ignore-formatted",
         ]
         with self.config.console_file.open("ab") as console:

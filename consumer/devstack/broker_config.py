@@ -17,6 +17,7 @@ from typing import Final
 __all__ = [
     "SINGLE_NODE_DEFAULTS",
     "BrokerConfig",
+    "cluster_defaults",
     "new_cluster_id",
     "render_log4j2_config",
     "render_server_properties",
@@ -61,16 +62,48 @@ SINGLE_NODE_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
+def cluster_defaults(nodes: int) -> dict[str, str]:
+    """Replication of a cluster of ``nodes``, as production runs it (pure).
+
+    Three copies of everything, of which two must acknowledge a write (``acks=all``): one
+    node may die without losing a record or stopping producers, transactions or commits.
+    One node keeps ``SINGLE_NODE_DEFAULTS``.
+    """
+    if nodes <= 1:
+        return {}
+    replicas = str(min(nodes, 3))
+    in_sync = str(max(1, min(nodes, 3) - 1))
+    return {
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
-    """What decides a broker's files: ports, data directory and property overrides."""
+    """What decides a broker's files: ports, data directory and property overrides.
+
+    ``voters`` are the (node id, controller port) pairs of a cluster's KRaft quorum, every
+    node on ``host``; empty for a single node, which is its own quorum.
+    """
 
     port: int
     controller_port: int
     data_dir: Path
     host: str = "127.0.0.1"
     node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
     overrides: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def quorum(self) -> tuple[tuple[int, int], ...]:
+        """The quorum's (node id, controller port) pairs, this node's included."""
+        return self.voters or ((self.node_id, self.controller_port),)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -104,12 +137,13 @@ class BrokerConfig:
 
 
 def render_server_properties(config: BrokerConfig) -> str:
-    """The ``server.properties`` of a single combined broker+controller node (pure)."""
+    """The ``server.properties`` of one combined broker+controller node (pure)."""
     controller = f"{config.host}:{config.controller_port}"
+    voters = ",".join(f"{node}@{config.host}:{port}" for node, port in config.quorum)
     properties: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(config.node_id),
-        "controller.quorum.voters": f"{config.node_id}@{controller}",
+        "controller.quorum.voters": voters,
         "listeners": f"PLAINTEXT://{config.bootstrap_servers},CONTROLLER://{controller}",
         "advertised.listeners": f"PLAINTEXT://{config.bootstrap_servers}",
         "controller.listener.names": "CONTROLLER",
@@ -117,6 +151,7 @@ def render_server_properties(config: BrokerConfig) -> str:
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(config.log_dirs),
         **SINGLE_NODE_DEFAULTS,
+        **cluster_defaults(len(config.quorum)),
         **config.overrides,
     }
     lines = ["# Rendered by consumer.devstack.broker_config; rewritten on every start."]

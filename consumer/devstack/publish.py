@@ -37,7 +37,10 @@ def topic_of(settings: Settings, subject: Subject) -> str:
 def ensure_input_topics(settings: Settings, partitions: int) -> list[str]:
     """Create the input topics if missing (local stacks only; upstream owns them in prod)."""
     subjects: tuple[Subject, ...] = ("returns", "orders", "storefront-events")
-    specs = [TopicSpec(topic_of(settings, s), partitions) for s in subjects]
+    replicas = settings.topics.replication_factor  # as the service's own (a cluster: 3)
+    specs = [
+        TopicSpec(topic_of(settings, s), partitions, replication_factor=replicas) for s in subjects
+    ]
     return KafkaAdmin(settings.kafka).ensure_topics(specs)
 
 

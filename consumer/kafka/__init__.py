@@ -2,7 +2,8 @@
 
 Everything a client returns is converted to our own frozen dataclasses (``messages``), and
 every confluent exception to a ``KafkaError`` whose flags carry the policy (``errors``).
-All calls block; the asyncio runtime runs them with ``asyncio.to_thread``.
+All calls block; the asyncio runtime runs them with ``asyncio.to_thread``, except
+``BackgroundProducer.send``, which queues for a thread of its own and returns a future.
 """
 
 from consumer.kafka.admin import (
@@ -12,6 +13,7 @@ from consumer.kafka.admin import (
     partition_count,
     wait_until_ready,
 )
+from consumer.kafka.background import BackgroundProducer
 from consumer.kafka.catch_up import CatchUp
 from consumer.kafka.config import ConfigValue
 from consumer.kafka.consumer import GroupMetadata, KafkaConsumer, RebalanceCallback
@@ -42,6 +44,7 @@ __all__ = [
     "OFFSET_INVALID",
     "OFFSET_STORED",
     "AbortableKafkaError",
+    "BackgroundProducer",
     "CatchUp",
     "ConfigValue",
     "ConsumedMessage",

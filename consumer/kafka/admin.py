@@ -109,6 +109,21 @@ class KafkaAdmin:
             raise UnknownTopicError(f"topic {topic!r} does not exist")
         return counts[topic]
 
+    def partition_leaders(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
+        """Partition → node id of its leader (-1 while it has none), e.g. to fail one over.
+
+        Raises:
+            UnknownTopicError: the topic does not exist.
+        """
+        try:
+            metadata = self._admin.list_topics(topic, timeout=timeout)
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "list_topics") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise UnknownTopicError(f"topic {topic!r} does not exist")
+        return {number: partition.leader for number, partition in found.partitions.items()}
+
     def ensure_topics(self, specs: Sequence[TopicSpec], timeout: float = 30.0) -> list[str]:
         """Create the missing topics of ``specs``, check the existing ones; return those created.
 

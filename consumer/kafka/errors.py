@@ -2,7 +2,8 @@
 
 Ask the error, not a status table:
 
-- ``retriable``: the same call may succeed later (timeouts, a coordinator moving).
+- ``retriable``: the same call may succeed later (timeouts, the broker or the group
+  coordinator unreachable or moving, a rebalance).
 - ``abortable``: the current transaction is doomed; abort it and redo the work.
 - ``fatal``: this client instance is unusable (for example a fenced transactional producer);
   close it and build a new one.
@@ -105,20 +106,36 @@ _TRANSPORT: Final[int] = _Codes._TRANSPORT  # noqa: SLF001
 _ALL_BROKERS_DOWN: Final[int] = _Codes._ALL_BROKERS_DOWN  # noqa: SLF001
 _UNKNOWN_TOPIC: Final[int] = _Codes._UNKNOWN_TOPIC  # noqa: SLF001
 
-# librdkafka leaves the retriable flag unset on these, though retrying is the right response.
+# librdkafka leaves the retriable flag unset on these, though retrying is the right response:
+# the broker, the group coordinator or a partition leader is away or moving (an outage, a
+# failover, a rebalance). They reach every call that talks to the group or the cluster.
 _RETRIABLE_CODES = frozenset(
     {
+        # No answer, or no connection.
         TIMED_OUT,
         _TRANSPORT,
         _ALL_BROKERS_DOWN,
-        confluent_kafka.KafkaError.REQUEST_TIMED_OUT,
-        confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
-        confluent_kafka.KafkaError.NOT_COORDINATOR,
-        confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
+        _Codes._MSG_TIMED_OUT,  # noqa: SLF001 -- a delivery that timed out: produce again
+        _Codes.REQUEST_TIMED_OUT,
+        # The group coordinator is unknown, moving or loading.
+        _Codes._WAIT_COORD,  # noqa: SLF001
+        _Codes.COORDINATOR_LOAD_IN_PROGRESS,
+        _Codes.COORDINATOR_NOT_AVAILABLE,
+        _Codes.NOT_COORDINATOR,
+        # The group moved on (a rebalance, a session that expired meanwhile): a commit is
+        # refused for this generation; the next one, after rejoining, goes through.
+        _Codes.REBALANCE_IN_PROGRESS,
+        _Codes.ILLEGAL_GENERATION,
+        _Codes.UNKNOWN_MEMBER_ID,
+        _Codes._ASSIGNMENT_LOST,  # noqa: SLF001
+        # A partition leader is moving (broker failover).
+        _Codes.NOT_LEADER_FOR_PARTITION,
+        _Codes.LEADER_NOT_AVAILABLE,
+        _Codes.NOT_ENOUGH_REPLICAS,
+        _Codes.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     }
 )
 # A request's own error does not carry the fatal flag that librdkafka raises for the client
 # (e.g. an offset commit of a static member fenced by its own rejoin): the client is done.
-_FATAL_CODES = frozenset({confluent_kafka.KafkaError.FENCED_INSTANCE_ID, _Codes._FATAL})  # noqa: SLF001
-_UNKNOWN_TOPIC_CODES = frozenset({confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART, _UNKNOWN_TOPIC})
+_FATAL_CODES = frozenset({_Codes.FENCED_INSTANCE_ID, _Codes._FATAL})  # noqa: SLF001
+_UNKNOWN_TOPIC_CODES = frozenset({_Codes.UNKNOWN_TOPIC_OR_PART, _UNKNOWN_TOPIC})

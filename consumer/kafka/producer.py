@@ -3,7 +3,8 @@
 Both block: ``flush``, ``init_transactions``, ``send_offsets``, ``commit`` and ``abort`` make
 network round trips and may take up to their ``timeout``. The asyncio runtime calls them
 through ``asyncio.to_thread``, one call at a time per producer. ``produce`` only queues the
-record (it blocks only while the local queue is full).
+record (it blocks only while the local queue is full); code on an event loop uses
+``BackgroundProducer`` (``background.py``), which never blocks its caller.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from consumer.kafka.errors import FatalKafkaError, KafkaError, RetriableKafkaErr
 from consumer.kafka.messages import Header, TopicPartitionOffset, to_confluent
 from consumer.settings import KafkaSettings
 
-__all__ = ["Producer", "TransactionalProducer"]
+__all__ = ["DeliveryCallback", "Producer", "TransactionalProducer"]
+
+DeliveryCallback = Callable[[KafkaError | None], None]
+"""Told one record's fate: ``None`` once the broker acknowledged it, else the error."""
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +76,12 @@ class _BaseProducer:
         headers: Sequence[Header] = (),
         partition: int | None = None,
         timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
     ) -> None:
         """Queue one record; ``partition=None`` lets the key choose (murmur2, as Java does).
+
+        With ``on_delivery``, that callback learns the record's fate (from inside ``poll`` or
+        ``flush``) and a failure is not raised by ``flush``: the caller was told.
 
         Raises:
             RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
@@ -87,7 +95,7 @@ class _BaseProducer:
                     value=value,
                     key=key,
                     partition=-1 if partition is None else partition,
-                    on_delivery=self._on_delivery,
+                    on_delivery=self._on_delivery if on_delivery is None else _report(on_delivery),
                     timestamp=timestamp_ms or 0,
                     headers=list(headers) if headers else None,
                 )
@@ -103,6 +111,10 @@ class _BaseProducer:
                 raise wrap(exc, f"produce to {topic}") from exc
             break
         self._producer.poll(0)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports (their callbacks run here), waiting up to ``timeout`` s."""
+        self._producer.poll(timeout)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Return once every queued record is delivered.
@@ -138,6 +150,18 @@ class _BaseProducer:
     def __len__(self) -> int:
         """Records queued or in flight."""
         return len(self._producer)
+
+
+def _report(
+    callback: DeliveryCallback,
+) -> Callable[[confluent_kafka.KafkaError | None, confluent_kafka.Message], None]:
+    def on_delivery(
+        error: confluent_kafka.KafkaError | None, message: confluent_kafka.Message
+    ) -> None:
+        where = f"delivery to {message.topic()}[{message.partition()}]"
+        callback(None if error is None else wrap(error, where))
+
+    return on_delivery
 
 
 class Producer(_BaseProducer):

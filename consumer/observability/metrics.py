@@ -161,6 +161,12 @@ class Metrics:
             "operations_in_flight", "Outbox operations submitted and not yet finished.",
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.operations_dropped = Counter(
+            "operations_dropped",
+            "Unfinished outbox operations given up with their partition (revoked or lost); "
+            "the partition's next owner sends them again.",
+            ["cause"], namespace=_NS, registry=r,
+        )  # fmt: skip
         self.merchants_parked = Gauge(
             "merchants_parked", "Merchants whose operations are being parked now.",
             namespace=_NS, registry=r,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from consumer.kafka import KafkaConsumer, Producer, TransactionalProducer
+from consumer.kafka import BackgroundProducer, KafkaConsumer, TransactionalProducer
 from consumer.settings import KafkaSettings
 
 __all__ = ["BrokerClients", "KafkaClients"]
@@ -31,8 +31,8 @@ class KafkaClients(Protocol):
         statistics JSON."""
         ...
 
-    def producer(self) -> Producer:
-        """An idempotent producer."""
+    def producer(self) -> BackgroundProducer:
+        """An idempotent producer for event-loop code (its own thread; ``send`` never blocks)."""
         ...
 
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
@@ -58,9 +58,9 @@ class BrokerClients:
             self.settings, group_id, group_instance_id=group_instance_id, on_stats=on_stats
         )
 
-    def producer(self) -> Producer:
-        """A ``Producer``."""
-        return Producer(self.settings)
+    def producer(self) -> BackgroundProducer:
+        """A ``BackgroundProducer`` (deliver writes its failure records with it)."""
+        return BackgroundProducer(self.settings, name="deliver-failures")
 
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
         """A ``TransactionalProducer`` with ``transactional_id``."""

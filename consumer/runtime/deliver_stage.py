@@ -2,11 +2,20 @@
 
 One asyncio task owns the outbox consumer. It feeds every operation to the ``Sink`` with the
 record's (partition, offset) as token; the sink reports one outcome per token. Accepted ones
-are finished at once; dead-lettered and parked ones are finished once their record is written
-to the dead-letter or parked topic (flushed before the commit that covers them). Offsets are
-committed per partition up to the contiguous prefix of finished operations, so a crash
-re-sends at most the in-flight window, which Klaviyo deduplicates by ``unique_id``.
-A partition with too much unfinished work is paused until it drains.
+are finished at once; dead-lettered and parked ones once the broker acknowledged their record
+on the dead-letter or parked topic. Offsets are committed per partition up to the contiguous
+prefix of finished operations, so a crash re-sends at most the in-flight window, which
+Klaviyo deduplicates by ``unique_id``. A partition with too much unfinished work (failure
+records not yet acknowledged included) is paused until it drains.
+
+One owner per structure: the tracker, the in-flight records, the paused set and the sink
+belong to the event loop. Kafka calls run in worker threads, and rebalance callbacks run
+inside ``consume`` on such a thread, so a callback hands its change to the loop and waits
+for it (``_on_loop``): the loop stops the partitions' lanes, forgets their work and returns
+what may still be committed, which the callback commits before the partitions go. Failure
+records are written by a ``BackgroundProducer``: nothing on the loop waits on librdkafka.
+A lost assignment (the session expired, e.g. while the coordinator was unreachable) is
+dropped without a commit; commit failures of an outage are retried by the next commit.
 """
 
 from __future__ import annotations
@@ -14,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Coroutine
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from consumer.deliver import (
     SHUTDOWN,
@@ -31,6 +40,7 @@ from consumer.deliver import (
 )
 from consumer.kafka import (
     ConsumedMessage,
+    KafkaError,
     RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
@@ -39,7 +49,7 @@ from consumer.merchant import MerchantSettings
 from consumer.observability import Health, LagMonitor, Metrics
 from consumer.outbox import OutboxFormatError, decode_operation
 from consumer.runtime.clients import KafkaClients
-from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget
+from consumer.runtime.dead_letter import FailedRecord, FailureRecord, failure_record, record_budget
 from consumer.runtime.record_errors import RecordErrors
 from consumer.settings import Settings
 
@@ -50,6 +60,10 @@ log = logging.getLogger(__name__)
 _BATCH = 1000
 _POLL_SECONDS = 0.1
 _COMMIT_SECONDS = 1.0
+_REBALANCE_WAIT_SECONDS = 30.0
+"""How long a rebalance callback waits for the loop (which never blocks: a safety bound)."""
+_WRITE_RETRY_SECONDS = 1.0
+_WRITE_RETRY_MAX_SECONDS = 30.0
 
 
 class DeliverStage:
@@ -79,8 +93,9 @@ class DeliverStage:
             on_stats=self._lag.on_stats,
         )
         self._producer = clients.producer()
+        # Owned by the event loop (see the module docstring).
         self._tracker = OffsetTracker()
-        self._messages: dict[tuple[int, int], ConsumedMessage] = {}
+        self._messages: dict[tuple[int, int], ConsumedMessage] = {}  # submitted, unfinished
         self._sink = Sink(
             settings.delivery,
             KlaviyoClient(settings.klaviyo),
@@ -89,6 +104,8 @@ class DeliverStage:
             metrics=metrics,
         )
         self._paused: set[TopicPartition] = set()
+        self._committed: dict[int, int] = {}
+        self._writes: set[asyncio.Task[None]] = set()
         self._last_commit = time.monotonic()
         self._abandoned = False
         self._budget = record_budget(settings.kafka.max_message_bytes)
@@ -100,6 +117,7 @@ class DeliverStage:
             settings.delivery.error_breaker_window,
             metrics,
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,18 +127,22 @@ class DeliverStage:
         Operations still unfinished at the deadline are not committed: the next owner of the
         partition sends them again (Klaviyo keeps one per ``unique_id``).
         """
+        self._loop = asyncio.get_running_loop()
         self._consumer.subscribe(
-            [self._topics.outbox], on_assign=self._on_assign, on_revoke=self._on_revoke
+            [self._topics.outbox],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         clean = False
         try:
             while not stop.is_set():
-                messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+                messages = await self._consume()
                 self._lag.read(messages)
                 for message in messages:
                     self._submit(message)
                 await self._maybe_commit()
-                await asyncio.to_thread(self._apply_backpressure)
+                await self._apply_backpressure()
                 self._report_metrics()
                 self._health.beat("deliver")
                 self._metrics.consume_loop_last_turn.labels("deliver").set_to_current_time()
@@ -130,18 +152,30 @@ class DeliverStage:
             # After a failure the consumer may be unusable (fenced): commit nothing; the
             # next owner resends what is uncommitted and Klaviyo keeps one per unique_id.
             self._abandoned = not clean
+            if clean and self._writes:
+                await asyncio.wait(self._writes, timeout=shutdown_seconds * 0.2)
             if clean:
                 await self._commit()
+            for write in list(self._writes):
+                write.cancel()
             self._report_metrics()
             try:
                 await asyncio.to_thread(self._consumer.close)
             finally:
-                await asyncio.to_thread(self._producer.close)
+                await asyncio.to_thread(self._producer.close, shutdown_seconds * 0.2)
+
+    async def _consume(self) -> list[ConsumedMessage]:
+        try:
+            return await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+        except RetriableKafkaError as exc:  # the broker or coordinator away: ride it out
+            log.warning("consume failed, will retry", extra={"error": str(exc)})
+            return []
 
     # -- operations in, outcomes out ---------------------------------------------------------
 
     def _submit(self, message: ConsumedMessage) -> None:
         self._tracker.submit(message.partition, message.offset)
+        self._messages[(message.partition, message.offset)] = message
         self._metrics.records_consumed.labels("deliver", message.topic).inc()
         try:
             operation = decode_operation(message.value or b"")
@@ -152,14 +186,11 @@ class DeliverStage:
             self._write_failure(message, self._topics.dead_letter, failure, "dead_lettered")
             return
         self._errors.passed()
-        self._messages[(message.partition, message.offset)] = message
         self._sink.submit(operation, (message.partition, message.offset))
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        partition, offset = cast(tuple[int, int], outcome.token)
-        message = self._messages.pop((partition, offset), None)
-        if message is None:
-            return  # the partition was revoked meanwhile; its new owner resends
+        # Every outcome's message is here: the sink reports none for revoked tokens.
+        message = self._messages[cast(tuple[int, int], outcome.token)]
         if isinstance(outcome, Accepted):
             self._finish(message, "accepted")
         elif isinstance(outcome, Parked) and outcome.reason == SHUTDOWN:
@@ -180,15 +211,48 @@ class DeliverStage:
         self, message: ConsumedMessage, topic: str, failure: FailedRecord, outcome: str
     ) -> None:
         record = failure_record(message, "deliver", failure, self._budget)
-        # Produce is asynchronous; the commit that covers this offset flushes it first.
-        self._producer.produce(topic, record.key, record.value, record.headers)
-        if outcome == "dead_lettered":
-            self._metrics.dead_letters.labels("deliver", failure.reason).inc()
-        else:
-            self._metrics.parked_operations.labels(failure.reason).inc()
-        self._finish(message, outcome)
+        write = asyncio.create_task(self._write(message, topic, record, outcome, failure.reason))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    async def _write(
+        self,
+        message: ConsumedMessage,
+        topic: str,
+        record: FailureRecord,
+        outcome: str,
+        reason: str,
+    ) -> None:
+        """Write one failure record until the broker has it, then finish its offset.
+
+        Only while its partition is still ours: after a revocation the next owner writes it.
+        """
+        delay = _WRITE_RETRY_SECONDS
+        while self._owns(message):
+            try:
+                await self._producer.send(topic, record.key, record.value, record.headers)
+            except KafkaError as exc:
+                log.warning(
+                    "failure record not written, will retry",
+                    extra={"topic": topic, "error": str(exc), "retry_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _WRITE_RETRY_MAX_SECONDS)
+                continue
+            if self._owns(message):
+                if outcome == "dead_lettered":
+                    self._metrics.dead_letters.labels("deliver", reason).inc()
+                else:
+                    self._metrics.parked_operations.labels(reason).inc()
+                self._finish(message, outcome)
+            return
+
+    def _owns(self, message: ConsumedMessage) -> bool:
+        """Whether ``message`` is still unfinished work of a partition we own."""
+        return self._messages.get((message.partition, message.offset)) is message
 
     def _finish(self, message: ConsumedMessage, outcome: str) -> None:
+        del self._messages[(message.partition, message.offset)]
         self._tracker.finish(message.partition, message.offset)
         self._metrics.operations_delivered.labels(outcome).inc()
 
@@ -200,41 +264,58 @@ class DeliverStage:
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
-        partitions = [cast(int, p) for p in self._tracker.partitions()]
-        await asyncio.to_thread(self._commit_finished, partitions)
+        offsets = self._committable(cast(list[int], self._tracker.partitions()))
+        if not offsets:
+            return
+        if await asyncio.to_thread(self._commit_offsets, offsets):
+            self._committed.update((o.partition, o.offset) for o in offsets)
 
-    def _commit_finished(self, partitions: list[int]) -> None:
-        """Commit each partition's finished prefix; failure records are flushed first.
-
-        A commit that fails for now (e.g. the coordinator moving) is left to the next one:
-        until then, a crash only means resending a little more.
-        """
-        offsets = [
+    def _committable(self, partitions: Collection[int]) -> list[TopicPartitionOffset]:
+        """Each partition's finished prefix not yet committed (nothing once abandoned)."""
+        if self._abandoned:
+            return []
+        return [
             TopicPartitionOffset(self._topics.outbox, p, n)
             for p in partitions
-            if (n := self._tracker.committable(p)) is not None
+            if (n := self._tracker.committable(p)) is not None and self._committed.get(p) != n
         ]
-        if not offsets or self._abandoned:
-            return
+
+    def _commit_offsets(self, offsets: list[TopicPartitionOffset]) -> bool:
+        """Commit (a blocking call, off the loop); False if it failed for now.
+
+        A commit that fails for now (the coordinator away or moving, the group rebalancing)
+        is left to the next one: until then, a crash only means resending a little more.
+        """
         try:
-            self._producer.flush()
             self._consumer.commit(offsets)
             self._lag.committed(offsets)
         except RetriableKafkaError as exc:
             log.warning("commit failed, will retry", extra={"error": str(exc)})
+            return False
+        return True
 
-    def _apply_backpressure(self) -> None:
+    async def _apply_backpressure(self) -> None:
         limit = self._settings.delivery.max_in_flight_per_partition
-        for partition in self._tracker.partitions():
-            tp = TopicPartition(self._topics.outbox, cast(int, partition))
+        pause: list[TopicPartition] = []
+        resume: list[TopicPartition] = []
+        for partition in cast(list[int], self._tracker.partitions()):
+            tp = TopicPartition(self._topics.outbox, partition)
             busy = self._tracker.in_flight(partition)
             if busy >= limit and tp not in self._paused:
-                self._consumer.pause([tp])
-                self._paused.add(tp)
+                pause.append(tp)
             elif busy < limit // 2 and tp in self._paused:
-                self._consumer.resume([tp])
-                self._paused.discard(tp)
+                resume.append(tp)
+        if pause or resume:
+            await asyncio.to_thread(self._pause_resume, pause, resume)
+            self._paused.update(pause)
+            self._paused.difference_update(resume)
         self._metrics.operations_in_flight.set(self._tracker.total_in_flight())
+
+    def _pause_resume(self, pause: list[TopicPartition], resume: list[TopicPartition]) -> None:
+        if pause:
+            self._consumer.pause(pause)
+        if resume:
+            self._consumer.resume(resume)
 
     def _report_metrics(self) -> None:
         self._metrics.merchants_parked.set(len({p[0] for p in self._sink.parks()}))
@@ -249,16 +330,56 @@ class DeliverStage:
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         # Commit the finished prefix; unfinished operations are resent by the next owner.
-        self._commit_finished([tp.partition for tp in partitions])
-        for tp in partitions:
-            self._tracker.revoke(tp.partition)
-            self._paused.discard(tp)
-        self._messages = {
-            k: m for k, m in self._messages.items() if m.topic_partition not in partitions
-        }
+        offsets = self._on_loop(self._release(partitions, commit=True))
+        if offsets:
+            self._commit_offsets(offsets)
         self._metrics.partitions_assigned.labels("deliver").set(0)
         self._metrics.rebalances.labels("deliver", "revoke").inc()
         log.info("partitions revoked", extra={"partitions": len(partitions)})
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
+        # Another member may own these already: committing would be wrong (and would fail).
+        self._on_loop(self._release(partitions, commit=False))
+        self._metrics.partitions_assigned.labels("deliver").set(0)
+        log.warning("partitions lost", extra={"partitions": len(partitions)})
+
+    def _on_loop(
+        self, change: Coroutine[Any, Any, list[TopicPartitionOffset]]
+    ) -> list[TopicPartitionOffset]:
+        """Run ``change`` on the event loop and wait for its result (from a callback).
+
+        The loop is free meanwhile: it awaits this very ``consume`` call. Should it not
+        answer in time anyway, nothing is committed; the change still runs, in order.
+        """
+        loop = cast(asyncio.AbstractEventLoop, self._loop)  # set before subscribing
+        answer = asyncio.run_coroutine_threadsafe(change, loop)
+        try:
+            return answer.result(_REBALANCE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("event loop did not take the rebalance in time; committing nothing")
+            return []
+
+    async def _release(
+        self, partitions: list[TopicPartition], *, commit: bool
+    ) -> list[TopicPartitionOffset]:
+        """Give partitions up (on the loop): their lanes stop and their work is forgotten.
+
+        Returns their finished offsets not yet committed, if ``commit``.
+        """
+        gone = {tp.partition for tp in partitions if tp.topic == self._topics.outbox}
+        offsets = self._committable(gone) if commit else []
+        dropped = sum(self._tracker.in_flight(partition) for partition in gone)
+        self._sink.revoke(lambda token: cast(tuple[int, int], token)[0] in gone)
+        for partition in gone:
+            self._tracker.revoke(partition)
+            self._committed.pop(partition, None)
+        self._paused.difference_update(partitions)
+        self._messages = {k: m for k, m in self._messages.items() if k[0] not in gone}
+        if dropped:
+            cause = "revoked" if commit else "lost"
+            self._metrics.operations_dropped.labels(cause).inc(dropped)
+            log.info("unfinished operations dropped", extra={"operations": dropped, "cause": cause})
+        return offsets
 
     def debug(self) -> dict[str, object]:
         """Per-merchant detail for ``/debug/merchants`` (parks), never keys."""

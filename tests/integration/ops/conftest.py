@@ -1,5 +1,5 @@
 """The runtime tests' stack (topics, sandbox, onboarded merchants) for the ops tests."""
 
-from tests.integration.runtime.conftest import sandbox, stack
+from tests.integration.runtime.conftest import replication_factor, sandbox, stack
 
-__all__ = ["sandbox", "stack"]
+__all__ = ["replication_factor", "sandbox", "stack"]

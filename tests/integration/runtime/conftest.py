@@ -82,7 +82,15 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def stack(bootstrap_servers: str, sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Stack]:
+def replication_factor() -> int:
+    """Replicas of every topic of a ``stack`` (a module on a cluster overrides it)."""
+    return 1
+
+
+@pytest.fixture
+async def stack(
+    bootstrap_servers: str, replication_factor: int, sandbox: Sandbox, tmp_path: Path
+) -> AsyncIterator[Stack]:
     """Unique topics and groups, the demo merchants onboarded, input topics with 3 partitions."""
     prefix = unique_name("e2e")
     topic_names = {
@@ -96,7 +104,11 @@ async def stack(bootstrap_servers: str, sandbox: Sandbox, tmp_path: Path) -> Asy
             "group_id": prefix,
             "session_timeout_ms": 10_000,
         },
-        "topics": {**topic_names, "internal_partitions": 3},
+        "topics": {
+            **topic_names,
+            "internal_partitions": 3,
+            "replication_factor": replication_factor,
+        },
         "klaviyo": {"base_url": sandbox.url},
         "integrations": {"key_encryption_keys": {"test-1": generate_kek()}},
         "http": {"host": "127.0.0.1", "port": 0},

@@ -17,6 +17,7 @@ from consumer.devstack import (
     artifacts,
     broker_libs_dir,
     cache_dir,
+    cluster_defaults,
     fetch_broker_artifacts,
     new_cluster_id,
     render_log4j2_config,
@@ -44,6 +45,37 @@ def test_server_properties_single_combined_node_on_loopback(tmp_path: Path) -> N
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_server_properties_of_a_cluster_node_name_every_voter_and_replicate(
+    tmp_path: Path,
+) -> None:
+    voters = ((1, 19093), (2, 19095), (3, 19097))
+    config = BrokerConfig(
+        port=19094, controller_port=19095, data_dir=tmp_path, node_id=2, voters=voters
+    )
+
+    props = _properties(render_server_properties(config))
+
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097"
+    )
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "default.replication.factor",
+    ):
+        assert props[key] == "3", key
+    assert props["transaction.state.log.min.isr"] == "2"
+    assert props["min.insync.replicas"] == "2"
+
+
+def test_cluster_defaults_keep_one_node_as_it_was() -> None:
+    assert cluster_defaults(1) == {}
+    assert cluster_defaults(2)["min.insync.replicas"] == "1"
+    assert cluster_defaults(5)["default.replication.factor"] == "3"
 
 
 def test_server_properties_overrides_replace_defaults(tmp_path: Path) -> None:

@@ -6,11 +6,12 @@ in ``fail`` (method name → exceptions to raise on its next calls, one per call
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.kafka import ConsumedMessage, Header, TopicPartition, TopicPartitionOffset
+from consumer.kafka import ConsumedMessage, Header, KafkaError, TopicPartition, TopicPartitionOffset
 
 
 @dataclass
@@ -46,7 +47,8 @@ class _Recorder:
 
 @dataclass
 class FakeProducer(_Recorder):
-    """Both producer roles: ``produce``/``flush`` and the transaction steps."""
+    """Every producer role: ``send`` (background), ``produce``/``flush`` and the transaction
+    steps."""
 
     produced: list[Produced] = field(default_factory=list)
     committed: list[Produced] = field(default_factory=list)
@@ -84,6 +86,22 @@ class FakeProducer(_Recorder):
     def abort(self) -> None:
         self._call("abort")
         self._open.clear()
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[Header] = ()
+    ) -> asyncio.Future[None]:
+        """``BackgroundProducer.send``: acknowledged at once, or failed by ``fail["send"]``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._call("send", topic)
+        except KafkaError as exc:
+            future.set_exception(exc)
+            return future
+        record = Produced(topic, key, value, tuple(headers), None)
+        self.produced.append(record)
+        self.committed.append(record)
+        future.set_result(None)
+        return future
 
     def flush(self, timeout: float | None = None) -> None:
         self._call("flush")

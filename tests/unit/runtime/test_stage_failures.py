@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from consumer.kafka import AbortableKafkaError, RetriableKafkaError, TopicPartition
 from consumer.kafka import TopicPartitionOffset as Offset
 from consumer.observability import Health, Metrics
@@ -70,18 +72,19 @@ def test_derive_failed_commit_aborts_and_rewinds_to_the_first_offset() -> None:
     assert dead_letters(metrics, "derive") == 1
 
 
-async def test_deliver_unreadable_operation_is_dead_lettered_flushed_then_committed() -> None:
+async def test_deliver_unreadable_operation_is_dead_lettered_acknowledged_then_committed() -> None:
     clients, metrics = FakeClients(), Metrics()
     stage = deliver_stage(clients, metrics)
     stage._submit(message(TOPICS.outbox, 0, 3, GARBAGE))
-    stage._commit_finished([0])
+    await asyncio.gather(*stage._writes)
+    await stage._commit()
 
     (letter,) = clients.producer_.committed
     assert (letter.topic, letter.value) == (TOPICS.dead_letter, GARBAGE)
     assert letter.header(H_REASON)
     assert clients.consumer_.commits == [(Offset(TOPICS.outbox, 0, 4),)]
     journal = clients.journal
-    assert journal.index("producer.flush") < journal.index("consumer.commit")
+    assert journal.index("producer.send") < journal.index("consumer.commit")
     assert dead_letters(metrics, "deliver") == 1
     await stage._sink.close(0.0)
 
@@ -91,8 +94,9 @@ async def test_deliver_commit_failing_for_now_is_left_to_the_next_commit() -> No
     clients.consumer_.fail["commit"] = [RetriableKafkaError("coordinator moving")]
     stage = deliver_stage(clients)
     stage._submit(message(TOPICS.outbox, 0, 3, GARBAGE))
-    stage._commit_finished([0])  # does not raise
+    await asyncio.gather(*stage._writes)
+    await stage._commit()  # does not raise
     assert clients.consumer_.commits == []
-    stage._commit_finished([0])
+    await stage._commit()
     assert clients.consumer_.commits == [(Offset(TOPICS.outbox, 0, 4),)]
     await stage._sink.close(0.0)
