@@ -123,14 +123,20 @@ def throughput() -> list[Any]:
 
 def failures() -> list[Any]:
     ratio = f"{rate('dead_letters_total', 'stage')} / {rate('records_consumed_total', 'stage')}"
+    errors = f"sum by (stage, error) (increase({M}record_errors_total{{{S}}}{RATE}))"
     return [
         graph("Dead letters", "Records written to the dead-letter topic, by stage and reason.",
-              "ops", query(rate("dead_letters_total", "stage, reason"), "{{stage}} {{reason}}")),
+              "ops", query(rate("dead_letters_total", "stage, reason"), "{{stage}} {{reason}}"),
+              width=6),
         graph("Dead-letter ratio", "Share of consumed records dead-lettered (alert: 1%).",
-              "percentunit", query(ratio, "{{stage}}")),
+              "percentunit", query(ratio, "{{stage}}"), width=6),
+        graph("Record errors", "Records dead-lettered as internal_error after an unexpected "
+              "error: a bug (alert: any). Past the breaker threshold the stage stops.", "short",
+              query(errors, "{{stage}} {{error}}"), width=6),
         graph("Parked", "Operations parked, by reason; merchants parked now.", "short",
               query(rate("parked_operations_total", "reason"), "parked/s {{reason}}"),
-              query(f"max by (pod) ({M}merchants_parked{{{S}}})", "merchants parked {{pod}}")),
+              query(f"max by (pod) ({M}merchants_parked{{{S}}})", "merchants parked {{pod}}"),
+              width=6),
     ]  # fmt: skip
 
 
@@ -180,39 +186,46 @@ def transactions() -> list[Any]:
 
 def rebalances() -> list[Any]:
     increase = f"sum by (stage, kind) (increase({M}rebalances_total{{{S}}}{RATE}))"
+    dropped = f"sum by (cause) (increase({M}operations_dropped_total{{{S}}}{RATE}))"
     return [
         graph("Rebalances", "Assignments, revocations and losses per stage.", "short",
-              query(increase, "{{stage}} {{kind}}"), width=6),
+              query(increase, "{{stage}} {{kind}}"), width=5),
         graph("Partitions assigned", "Per pod and stage.", "short",
               query(f"sum by (pod, stage) ({M}partitions_assigned{{{S}}})", "{{pod}} {{stage}}"),
-              width=6),
+              width=5),
+        graph("Operations dropped", "Unfinished outbox operations given up with a revoked or "
+              "lost partition; its next owner sends them again.", "short",
+              query(dropped, "{{cause}}"), width=4),
         graph("State restore time", "Seconds spent reading tracking state back.", "s",
               query(f"sum by (pod) (increase({M}state_restore_duration_seconds_sum{{{S}}}{RATE}))",
-                    "{{pod}}"), width=6),
+                    "{{pod}}"), width=5),
         graph("State entries restored", "Tracking-state entries read from the changelog.",
               "short",
               query(f"sum by (pod) (increase({M}state_restored_entries_total{{{S}}}{RATE}))",
-                    "{{pod}}"), width=6),
+                    "{{pod}}"), width=5),
     ]  # fmt: skip
 
 
 def runtime() -> list[Any]:
     restarts = f"sum by (stage, error) (increase({M}stage_restarts_total{{{S}}}{RATE}))"
+    reader_deaths = f"sum by (error) (increase({M}integrations_reader_failures_total{{{S}}}{RATE}))"
     return [
         graph("Stage restarts", "Stages rebuilt in place after a Kafka client failed.", "short",
-              query(restarts, "{{stage}} {{error}}"), width=6),
+              query(restarts, "{{stage}} {{error}}")),
         graph("Since last poll", "Seconds since each consume loop last polled.", "s",
               query(f"time() - max by (pod, stage) "
-                    f"({M}consume_loop_last_turn_timestamp_seconds{{{S}}})", "{{pod}} {{stage}}"),
-              width=6),
+                    f"({M}consume_loop_last_turn_timestamp_seconds{{{S}}})", "{{pod}} {{stage}}")),
+        graph("Integrations reader", "1 while the integrations table follows its topic, 0 = "
+              "merchant settings may be stale (alert: 0 for 5 m); reader deaths by error.",
+              "short",
+              query(f"min by (pod) ({M}integrations_reader_up{{{S}}})", "up {{pod}}"),
+              query(reader_deaths, "died {{error}}")),
         graph("CPU", "Process CPU use.", "percentunit",
-              query(f"sum by (pod) (rate(process_cpu_seconds_total{{{S}}}{RATE}))", "{{pod}}"),
-              width=4),
+              query(f"sum by (pod) (rate(process_cpu_seconds_total{{{S}}}{RATE}))", "{{pod}}")),
         graph("Memory", "Resident memory.", "bytes",
-              query(f"sum by (pod) (process_resident_memory_bytes{{{S}}})", "{{pod}}"), width=4),
+              query(f"sum by (pod) (process_resident_memory_bytes{{{S}}})", "{{pod}}")),
         graph("Version", "build_info of each pod.", "short",
-              query(f"max by (pod, version) ({M}build_info{{{S}}})", "{{pod}} {{version}}"),
-              width=4),
+              query(f"max by (pod, version) ({M}build_info{{{S}}})", "{{pod}} {{version}}")),
     ]  # fmt: skip
 
 

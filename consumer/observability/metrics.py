@@ -187,6 +187,8 @@ class Metrics:
             self.partitions_assigned.labels(stage)
         for outcome in ("committed", "aborted"):
             self.transactions.labels(outcome)
+        for cause in ("revoked", "lost"):
+            self.operations_dropped.labels(cause)
         for endpoint in ENDPOINTS:
             for cls in STATUS_CLASSES:
                 self.klaviyo_requests.labels(endpoint, cls)

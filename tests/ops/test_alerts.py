@@ -18,6 +18,8 @@ EXPECTED = {
     "KlaviyoConsumerDeadLetterRatio",
     "KlaviyoConsumerKlaviyoErrors",
     "KlaviyoConsumerRateLimited",
+    "KlaviyoConsumerRecordErrors",
+    "KlaviyoConsumerIntegrationsReaderDown",
     "KlaviyoConsumerMerchantsParked",
     "KlaviyoConsumerStageRestarting",
     "KlaviyoConsumerRebalanceStorm",

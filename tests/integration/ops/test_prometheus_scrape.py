@@ -3,8 +3,9 @@ every query of the dashboard and every alert expression must return a series.
 
 The traffic touches every panel: good records for two merchants, poison records (dead
 letters), 429s and 5xx and a reset connection from Klaviyo (retries, rate-limit waits), a
-revoked key (parks), a merchant without integration (skips) and a fenced derive producer
-(a stage restart, with its rebalance and state restore).
+revoked key (parks), a merchant without integration (skips), a fenced derive producer
+(a stage restart, with its rebalance and state restore), a record whose derivation raises
+(the test-only fault hook: a record error) and a killed integrations reader.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import aiohttp
 import pytest
 import yaml
 
-from consumer.devstack.traffic import sample_traffic
+from consumer.devstack.traffic import InputRecord, sample_traffic
 from consumer.kafka import Producer, TransactionalProducer
 from consumer.kafka import consumer as consumer_module
 from consumer.runtime.service import Service
 from tests.helpers.prometheus import ROOT, PrometheusServer, prometheus_bin
 from tests.integration.runtime.conftest import Stack, running_service
+from tests.integration.runtime.test_record_errors import FAULTY_RETURN, _FaultyService
 
 ALERTS = ROOT / "helm/klaviyo-consumer/files/alerts.yaml"
 DASHBOARD = ROOT / "helm/klaviyo-consumer/files/dashboard.json"
@@ -62,6 +64,8 @@ MOVED = [
     "klaviyo_consumer_checkpoint_duration_seconds_count",
     "klaviyo_consumer_state_restore_duration_seconds_count",
     "klaviyo_consumer_merchants_parked",
+    'klaviyo_consumer_record_errors_total{stage="derive", error="RuntimeError"}',
+    'klaviyo_consumer_integrations_reader_failures_total{error="ReaderStopped"}',
 ]
 
 
@@ -106,7 +110,7 @@ async def prometheus(
     """The service, ready, and a Prometheus scraping it (with the alert rules loaded)."""
     # Statistics every 0.2 s instead of 5 s, so a lag of a second or two is seen.
     monkeypatch.setattr(consumer_module, "_STATS_INTERVAL_MS", 200)
-    async with running_service(stack.settings) as service:
+    async with running_service(stack.settings, service_type=_FaultyService) as service:
         server = PrometheusServer(
             await asyncio.to_thread(prometheus_bin),
             stack.log_dir,
@@ -167,6 +171,21 @@ def fence_derive(stack: Stack, instance: str) -> None:
         intruder.close()
 
 
+def faulty_return(traffic: list[InputRecord]) -> InputRecord:
+    """A return whose derivation raises (``_FaultyDeriveStage``): an unexpected record error."""
+    template = next(r for r in traffic if r.subject == "returns")
+    return InputRecord("returns", FAULTY_RETURN, {**template.value, "return_id": FAULTY_RETURN})
+
+
+async def kill_integrations_reader(service: Service) -> None:
+    """The reader task dies; the table restarts it after its back-off."""
+    table = service.table
+    assert table is not None and table._reader is not None
+    table._reader.cancel()
+    async with asyncio.timeout(10):
+        await table.wait_until(lambda t: not t.ready)
+
+
 def publish_poison(stack: Stack, wave: str, count: int) -> None:
     producer = Producer(stack.settings.kafka)
     for n in range(count):
@@ -193,8 +212,10 @@ async def test_prometheus_scrapes_every_dashboard_and_alert_series(
     now = datetime.now(UTC)
     merchants = [m.merchant_id for m in stack.merchants]
     # Two waves: a counter series born with its first increment shows no rate until the next.
-    await stack.publish(sample_traffic(merchants, 4, now))
+    first = sample_traffic(merchants, 4, now)
+    await stack.publish([*first, faulty_return(first)])
     await asyncio.to_thread(publish_poison, stack, "a", 3)
+    await kill_integrations_reader(service)
     await sandbox.wait_for_events(throttled.merchant_id, 1, timeout=30)
     await asyncio.to_thread(fence_derive, stack, "a")
     await stack.publish(sample_traffic(merchants, 2, now, seed=8))
