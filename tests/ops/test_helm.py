@@ -99,10 +99,18 @@ def one(manifests: list[Manifest], kind: str) -> Manifest:
     return found
 
 
+APPS = ("StatefulSet", "Deployment")
+
+
+def apps(manifests: list[Manifest]) -> list[Manifest]:
+    """The StatefulSets and Deployments: what runs the service."""
+    return [m for m in manifests if m["kind"] in APPS]
+
+
 def pod_spec(workload: Manifest) -> Manifest:
-    """The pod spec of a Deployment or a Pod."""
+    """The pod spec of a StatefulSet, a Deployment or a Pod."""
     spec: Manifest = workload["spec"]
-    return spec["template"]["spec"] if workload["kind"] == "Deployment" else spec
+    return spec["template"]["spec"] if workload["kind"] in APPS else spec
 
 
 def container(workload: Manifest) -> Manifest:
@@ -165,7 +173,7 @@ def validate_custom_resource(manifest: Manifest) -> None:
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_rendered_manifests_pass_kubernetes_and_crd_schemas(values: Path, kube: str) -> None:
     manifests = render(values, kube=kube)
-    assert of_kind(manifests, "Deployment")
+    assert apps(manifests)
     for manifest in manifests:
         if manifest["kind"] in CRD_KINDS:
             validate_custom_resource(manifest)
@@ -190,10 +198,10 @@ def test_crd_validation_rejects_a_broken_resource() -> None:
 
 
 def test_kubernetes_validate_strict_rejects_an_unknown_field() -> None:
-    deployment = one(render(ci("default")), "Deployment")
-    container(deployment)["securityContex"] = {}
+    statefulset = one(render(ci("default")), "StatefulSet")
+    container(statefulset)["securityContex"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, NEWEST_K8S, strict=True)
+        kubernetes_validate.validate(statefulset, NEWEST_K8S, strict=True)
 
 
 # --- values: schema and documentation ----------------------------------------------------
@@ -284,8 +292,8 @@ def test_every_value_is_documented() -> None:
 
 
 def workloads(manifests: list[Manifest]) -> list[Manifest]:
-    """Deployments and the helm-test Pods: everything that runs a container."""
-    return of_kind(manifests, "Deployment") + of_kind(manifests, "Pod")
+    """StatefulSets, Deployments and the helm-test Pods: everything that runs a container."""
+    return apps(manifests) + of_kind(manifests, "Pod")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
@@ -311,7 +319,7 @@ def test_every_pod_runs_locked_down(values: Path) -> None:
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_probes_hit_the_services_endpoints_on_its_port(values: Path) -> None:
-    for deployment in of_kind(render(values), "Deployment"):
+    for deployment in apps(render(values)):
         c = container(deployment)
         (port,) = c["ports"]
         assert port["name"] == "http"
@@ -328,13 +336,13 @@ def test_probes_hit_the_services_endpoints_on_its_port(values: Path) -> None:
 
 
 def test_default_port_is_the_services_default() -> None:
-    deployment = one(render(ci("default")), "Deployment")
-    assert container(deployment)["ports"][0]["containerPort"] == HttpSettings().port == 8080
+    statefulset = one(render(ci("default")), "StatefulSet")
+    assert container(statefulset)["ports"][0]["containerPort"] == HttpSettings().port == 8080
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_grace_period_outlasts_the_shutdown_deadline(values: Path) -> None:
-    for deployment in of_kind(render(values), "Deployment"):
+    for deployment in apps(render(values)):
         args = build_parser().parse_args(container(deployment)["args"])
         grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
         assert args.command == "run"
@@ -344,7 +352,7 @@ def test_grace_period_outlasts_the_shutdown_deadline(values: Path) -> None:
 def test_a_grace_period_within_the_shutdown_deadline_fails_to_render() -> None:
     with pytest.raises(RenderError, match="must exceed shutdownSeconds"):
         render(ci("default"), sets=("shutdownSeconds=30", "terminationGracePeriodSeconds=35"))
-    rendered = one(render(ci("default"), sets=("shutdownSeconds=30",)), "Deployment")
+    rendered = one(render(ci("default"), sets=("shutdownSeconds=30",)), "StatefulSet")
     assert pod_spec(rendered)["terminationGracePeriodSeconds"] == 45
 
 
@@ -353,8 +361,8 @@ def test_a_grace_period_within_the_shutdown_deadline_fails_to_render() -> None:
 
 def test_config_checksum_follows_the_settings() -> None:
     def checksum(*sets: str) -> str:
-        deployment = one(render(ci("default"), sets=sets), "Deployment")
-        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+        statefulset = one(render(ci("default"), sets=sets), "StatefulSet")
+        return str(statefulset["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     base = checksum()
     assert base == checksum()
@@ -406,8 +414,7 @@ def test_rendered_environment_and_settings_file_load_into_the_service_settings(
 ) -> None:
     manifests = render(ci("all-on"))
     (configmap,) = [m for m in of_kind(manifests, "ConfigMap") if "settings.toml" in m["data"]]
-    deployment = of_kind(manifests, "Deployment")[0]
-    env = _materialise(deployment, tmp_path)
+    env = _materialise(apps(manifests)[0], tmp_path)
     settings_file = tmp_path / "settings.toml"
     settings_file.write_text(configmap["data"]["settings.toml"])
     assert env.pop("KLAVIYO_CONSUMER_SETTINGS_FILE") == "/etc/klaviyo-consumer/settings.toml"
@@ -489,16 +496,21 @@ def test_each_deployment_has_at_most_one_autoscaler(values: Path) -> None:
         for m in of_kind(manifests, "HorizontalPodAutoscaler") + of_kind(manifests, "ScaledObject")
     ]
     assert len(targets) == len(set(targets))
-    for deployment in of_kind(manifests, "Deployment"):
-        scaled = deployment["metadata"]["name"] in targets
-        assert ("replicas" in deployment["spec"]) is not scaled
+    for workload in apps(manifests):
+        scaled = workload["metadata"]["name"] in targets
+        assert ("replicas" in workload["spec"]) is not scaled
 
 
 def test_hpa_values_scale_on_cpu_and_memory() -> None:
     manifests = render(ci("hpa"))
     assert of_kind(manifests, "ScaledObject") == []
     hpa = one(manifests, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"]["name"] == one(manifests, "Deployment")["metadata"]["name"]
+    target = one(manifests, "StatefulSet")["metadata"]["name"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": target,
+    }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
     assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
 
@@ -540,7 +552,7 @@ def test_keda_scales_the_combined_deployment_on_both_groups_lag() -> None:
 
 def test_split_stages_run_and_scale_separately() -> None:
     manifests = render(ci("split-stages"))
-    deployments = {d["metadata"]["name"]: d for d in of_kind(manifests, "Deployment")}
+    deployments = {d["metadata"]["name"]: d for d in apps(manifests)}
     stages = {
         name: build_parser().parse_args(container(d)["args"]).stage
         for name, d in deployments.items()
@@ -558,11 +570,103 @@ def test_split_stages_run_and_scale_separately() -> None:
     assert deliver["spec"]["maxReplicaCount"] == 24  # the stage's override
     assert deliver["spec"]["triggers"][0]["metadata"]["lagThreshold"] == "200"
     assert derive["spec"]["maxReplicaCount"] == 6
-    # Each Deployment's Service, PDB and selector pick its own pods only.
+    # Each workload's Services, PDB and selector pick its own pods only.
     for kind in ("Service", "PodDisruptionBudget"):
         selectors = [m["spec"]["selector"] for m in of_kind(manifests, kind)]
-        components = {(s.get("matchLabels") or s)["app.kubernetes.io/component"] for s in selectors}
-        assert components == {"derive", "deliver"}
+        components = [(s.get("matchLabels") or s)["app.kubernetes.io/component"] for s in selectors]
+        assert set(components) == {"derive", "deliver"}
+
+
+# --- workload kind and instance ids ---------------------------------------------------------
+
+
+def headless(service: Manifest) -> bool:
+    return bool(service["spec"].get("clusterIP") == "None")
+
+
+def pod_labels(workload: Manifest) -> dict[str, str]:
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_each_pods_instance_id_is_its_pod_name(values: Path) -> None:
+    for workload in apps(render(values)):
+        c = container(workload)
+        # Kubernetes expands $(POD_NAME) in args from the container's environment.
+        assert build_parser().parse_args(c["args"]).instance_id == "$(POD_NAME)"
+        pod_name = {e["name"]: e for e in c["env"]}["POD_NAME"]
+        assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_statefulsets_are_the_default_each_governed_by_a_headless_service() -> None:
+    manifests = render(ci("split-stages"))
+    assert of_kind(manifests, "Deployment") == []
+    services = {s["metadata"]["name"]: s for s in of_kind(manifests, "Service")}
+    statefulsets = of_kind(manifests, "StatefulSet")
+    assert len(statefulsets) == 2
+    for statefulset in statefulsets:
+        spec = statefulset["spec"]
+        assert spec["podManagementPolicy"] == "Parallel"
+        assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+        assert "volumeClaimTemplates" not in spec  # the state lives in Kafka
+        governing = services[spec["serviceName"]]
+        assert headless(governing)
+        assert governing["spec"]["selector"] == spec["selector"]["matchLabels"]
+        assert spec["selector"]["matchLabels"].items() <= pod_labels(statefulset).items()
+
+
+def test_deployment_workload_surges_and_has_no_headless_service() -> None:
+    manifests = render(ci("deployment"))
+    assert of_kind(manifests, "StatefulSet") == []
+    deployments = of_kind(manifests, "Deployment")
+    assert len(deployments) == 2
+    for deployment in deployments:
+        assert "serviceName" not in deployment["spec"]
+        assert deployment["spec"]["strategy"]["rollingUpdate"] == {
+            "maxSurge": 1,
+            "maxUnavailable": 0,
+        }
+    assert [s for s in of_kind(manifests, "Service") if headless(s)] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "sets", "kind"),
+    [
+        ("hpa", (), "StatefulSet"),
+        ("keda", (), "StatefulSet"),
+        ("statefulset", (), "StatefulSet"),
+        ("deployment", (), "Deployment"),
+        ("keda", ("workload=Deployment",), "Deployment"),
+    ],
+)
+def test_autoscalers_target_the_workload_kind(
+    values: str, sets: tuple[str, ...], kind: str
+) -> None:
+    manifests = render(ci(values), sets=sets)
+    kinds = {w["metadata"]["name"]: w["kind"] for w in apps(manifests)}
+    scalers = of_kind(manifests, "HorizontalPodAutoscaler") + of_kind(manifests, "ScaledObject")
+    assert scalers
+    for scaler in scalers:
+        ref = scaler["spec"]["scaleTargetRef"]
+        assert ref["apiVersion"] == "apps/v1"
+        assert ref["kind"] == kinds[ref["name"]] == kind
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_each_pdb_covers_one_workloads_pods(values: Path) -> None:
+    manifests = render(values)
+    for pdb in of_kind(manifests, "PodDisruptionBudget"):
+        wanted = pdb["spec"]["selector"]["matchLabels"].items()
+        covered = [
+            w["metadata"]["name"] for w in apps(manifests) if wanted <= pod_labels(w).items()
+        ]
+        assert covered == [pdb["metadata"]["name"]]
+
+
+def test_schema_rejects_an_unknown_workload_kind() -> None:
+    with pytest.raises(RenderError, match="workload"):
+        render(ci("default"), sets=("workload=DaemonSet",))
 
 
 # --- monitoring ------------------------------------------------------------------------------
@@ -597,12 +701,22 @@ def test_service_monitor_scrapes_every_deployments_service() -> None:
     monitor = one(manifests, "ServiceMonitor")
     (endpoint,) = monitor["spec"]["endpoints"]
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
-    wanted = monitor["spec"]["selector"]["matchLabels"].items()
+    selector = monitor["spec"]["selector"]
+    wanted = selector["matchLabels"].items()
+    (skipped,) = selector["matchExpressions"]
+    assert skipped["operator"] == "DoesNotExist"
+
+    def selected(service: Manifest) -> bool:
+        labels = service["metadata"]["labels"]
+        return wanted <= labels.items() and skipped["key"] not in labels
+
     services = of_kind(manifests, "Service")
-    assert len(services) == 2
+    scraped = [s["metadata"]["name"] for s in services if selected(s)]
+    assert scraped == ["rel-klaviyo-consumer-derive", "rel-klaviyo-consumer-deliver"]
     for service in services:
-        assert wanted <= service["metadata"]["labels"].items()
         assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+        # The headless ones share the selector labels: only the key above keeps them out.
+        assert wanted <= service["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize(("body", "passes"), [(Metrics().exposition(), True), (b"up 1\n", False)])
@@ -611,7 +725,7 @@ def test_helm_test_pod_checks_the_metrics_endpoint(body: bytes, passes: bool) ->
     (pod,) = pods
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     command = container(pod)["command"]
-    service = one(render(ci("default")), "Service")
+    (service,) = [s for s in of_kind(render(ci("default")), "Service") if not headless(s)]
     assert command[-1] == f"http://{service['metadata']['name']}.shop.svc:8080/metrics"
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -650,5 +764,5 @@ def test_notes_render(values: Path, tmp_path: Path) -> None:
     done = helm("template", "rel", chart, "-f", values, "--show-only", "templates/notes-probe.yaml")
     assert done.returncode == 0, done.stderr
     notes = yaml.safe_load(done.stdout)["notes"]
-    for deployment in of_kind(render(values), "Deployment"):
-        assert f"deployment/{deployment['metadata']['name']}" in notes
+    for workload in apps(render(values)):
+        assert f"{workload['kind'].lower()}/{workload['metadata']['name']}" in notes

@@ -38,15 +38,17 @@ app.kubernetes.io/part-of: klaviyo-consumer
 {{- end }}
 
 {{/*
-The Deployments to run, as a list of dicts:
+The workloads to run (StatefulSets or Deployments, `workload`), as a list of dicts:
   name      resource name (full name, plus -derive / -deliver in split mode)
+  kind      StatefulSet or Deployment
+  headless  the StatefulSet's headless Service (its pods' network identity)
   stage     the `run --stage` argument
   component app.kubernetes.io/component label
-  groups    consumer groups the Deployment's pods join, each with the topics it consumes
+  groups    consumer groups the workload's pods join, each with the topics it consumes
   values    the stage's values (replicas, resources, autoscaling overrides)
 Returned as YAML (`fromYaml` it): templates cannot return data otherwise.
 */}}
-{{- define "klaviyo-consumer.deployments" -}}
+{{- define "klaviyo-consumer.workloads" -}}
 {{- $full := include "klaviyo-consumer.fullname" . }}
 {{- $topics := .Values.config.topics | default dict }}
 {{- $derive := dict
@@ -65,10 +67,14 @@ Returned as YAML (`fromYaml` it): templates cannot return data otherwise.
 {{- else }}
 {{- $list = append $list (dict "name" $full "stage" "all" "component" "consumer" "groups" (list $derive $deliver) "values" .Values.stages.combined) }}
 {{- end }}
+{{- range $list }}
+{{- $_ := set . "kind" $.Values.workload }}
+{{- $_ = set . "headless" (printf "%s-headless" (.name | trunc 54 | trimSuffix "-")) }}
+{{- end }}
 {{- toYaml (dict "items" $list) }}
 {{- end }}
 
-{{/* Autoscaling values of one Deployment: the global ones with the stage's overrides. */}}
+{{/* Autoscaling values of one workload: the global ones with the stage's overrides. */}}
 {{- define "klaviyo-consumer.autoscaling" -}}
 {{- $root := index . 0 }}
 {{- $deployment := index . 1 }}
@@ -104,6 +110,9 @@ Returned as YAML (`fromYaml` it): templates cannot return data otherwise.
 {{- .Values.terminationGracePeriodSeconds }}
 {{- end }}
 {{- end }}
+
+{{/* The label that marks a StatefulSet's headless Service. */}}
+{{- define "klaviyo-consumer.headlessLabel" -}}klaviyo-consumer/headless{{- end }}
 
 {{/* Where the existing Secrets are mounted. */}}
 {{- define "klaviyo-consumer.secretsDir" -}}/var/run/secrets/klaviyo-consumer{{- end }}
