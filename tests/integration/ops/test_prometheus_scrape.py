@@ -38,8 +38,9 @@ SUBSTITUTIONS = {
     "$pod": LABELS["pod"],
     "$__rate_interval": "1m",
 }
-# Alerts the traffic must set off (pending: their `for` is longer than the test).
+# Alerts the traffic must set off (pending where their `for` is longer than the test).
 RAISED = {
+    "KlaviyoConsumerRecordErrors",
     "KlaviyoConsumerDeadLetterRatio",
     "KlaviyoConsumerKlaviyoErrors",
     "KlaviyoConsumerRateLimited",
