@@ -2,6 +2,8 @@
 
 - ``dev fetch-broker``: download and cache the Kafka broker jars (Maven Central).
 - ``dev broker [--port N]``: run a real single-node Kafka 4 broker until Ctrl-C or SIGTERM.
+- ``dev registry``: the local schema registry (``dev_registry``); ``dev kek new``: a fresh
+  key-encryption key (``dev_kek``); ``dev produce`` and ``dev up``: their own modules.
 
 More actions plug in without touching ``register``: add a function ``(actions) -> None`` that
 calls ``actions.add_parser(...)`` and sets ``handler``, then list it in ``ACTION_REGISTRARS``
@@ -66,7 +68,11 @@ def _register_broker(actions: Any) -> None:
 ACTION_REGISTRARS: tuple[ActionRegistrar, ...] = (_register_fetch_broker, _register_broker)
 """The built-in ``dev`` actions."""
 
-ACTION_MODULES: tuple[str, ...] = ("consumer.cli.dev_produce", "consumer.cli.dev_up")
+ACTION_MODULES: tuple[str, ...] = (
+    "consumer.cli.dev_produce",
+    "consumer.cli.dev_up",
+    "consumer.cli.dev_kek",
+)
 """Modules (dotted names) that add ``dev`` actions through ``register_action(actions)``."""
 
 
