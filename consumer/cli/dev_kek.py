@@ -47,7 +47,7 @@ def _new(args: argparse.Namespace) -> int:
     if args.dir is None:
         print(kek)
         print(
-            f"Use it as {_ENV}='{{\"{args.id}\": \"<the key>\"}}' or as the file "
+            f'Use it as {_ENV}=\'{{"{args.id}": "<the key>"}}\' or as the file '
             f"<key_encryption_keys_dir>/{args.id}; keep it in your secret store.",
             file=sys.stderr,
         )

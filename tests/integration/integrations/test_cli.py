@@ -342,7 +342,7 @@ async def test_cli_set_and_verify_leave_no_4xx_in_the_merchants_klaviyo_log(
     assert verified.code == 0, verified.err
     stats = sandbox.stats
     assert stats.count(account_id="shop-quiet") == 9  # three checks of three probes
-    assert stats.count(200, account_id="shop-quiet") + stats.count(
-        202, account_id="shop-quiet"
-    ) == 9
+    assert (
+        stats.count(200, account_id="shop-quiet") + stats.count(202, account_id="shop-quiet") == 9
+    )
     assert sandbox.unique_event_count("shop-quiet") == 0
