@@ -72,6 +72,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "consumer.cli.dev_produce",
     "consumer.cli.dev_up",
     "consumer.cli.dev_kek",
+    "consumer.cli.dev_registry",
 )
 """Modules (dotted names) that add ``dev`` actions through ``register_action(actions)``."""
 
