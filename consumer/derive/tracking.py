@@ -14,9 +14,9 @@ Properties, exactly as the product spec names them:
 Dates are ISO-8601 UTC strings; a date that is not known (not shipped yet, no ETA, no
 template) is **omitted**, never sent as null. Upstream's ``shipped_at``/``delivered_at`` win;
 without them the carrier's own moments fill in (``with_carrier_dates``): shipped = the first
-applied carrier event in transit or later, delivered = the ``DELIVERED`` event. Order-level triggers (``order_created``,
-``cancelled`` of the whole order) have no shipment: their items are the order's lines and they
-carry no shipped/delivered/ETA dates.
+applied carrier event in transit or later, delivered = the ``DELIVERED`` event. Order-level
+triggers (``order_created``, ``cancelled`` of the whole order) have no shipment: their items
+are the order's lines and they carry no shipped/delivered/ETA dates.
 
 ``TrackingPageLink`` fills the merchant's template: ``{order_name}``, ``{order_id}``,
 ``{shipment_id}``, ``{tracking_number}``, each URL-encoded (``#1001`` → ``%231001``). Other
