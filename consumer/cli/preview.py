@@ -38,14 +38,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
 
 from consumer.cli.preview_inputs import (
+    NO_KEY,
     SUBJECTS,
     Input,
     InputReader,
     infer_subject,
     integration_record,
+    keyless_settings,
 )
 from consumer.decode import SchemaRegistryUnavailable
 from consumer.deliver.request_builder import (
@@ -75,7 +76,6 @@ from consumer.state.shipments import OrderState
 __all__ = ["MerchantSource", "Preview", "register"]
 
 BATCH_LIMIT = 1_000  # events per bulk request and profiles per subscription request
-NO_KEY = SecretStr("preview-has-no-key")
 DEMO_MERCHANT = MerchantSettings(
     merchant_id="",
     api_key=NO_KEY,
@@ -333,8 +333,7 @@ def _merchant_source(args: argparse.Namespace, settings: Settings) -> MerchantSo
     if record is None:
         origin = f"integrations topic {topic!r}: no integration (the service skips its records)"
         return MerchantSource(None, origin, args.merchant)
-    values: dict[str, Any] = record.settings_values()
-    real = MerchantSettings(merchant_id=args.merchant, api_key=NO_KEY, **values)
+    real = keyless_settings(record)
     origin = (
         f"integrations topic {topic!r}: record of {record.updated_at.isoformat()} "
         f"by {record.updated_by} (API key not read)"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from consumer.decode import DecodeError, RecordDecoder, SchemaCatalog, encode_single_object
 from consumer.decode.json_records import record_from_json
@@ -25,9 +26,21 @@ from consumer.kafka import (
     TopicPartition,
     partition_count,
 )
+from consumer.merchant import MerchantSettings
 from consumer.settings import Settings
 
-__all__ = ["SUBJECTS", "Input", "InputReader", "infer_subject", "integration_record"]
+__all__ = [
+    "NO_KEY",
+    "SUBJECTS",
+    "Input",
+    "InputReader",
+    "infer_subject",
+    "integration_record",
+    "keyless_settings",
+]
+
+NO_KEY = SecretStr("never-read-from-the-integration")
+"""Stands in for the API key: derivation needs settings, never the key."""
 
 SUBJECTS = ("returns", "orders", "storefront-events")
 
@@ -83,6 +96,12 @@ def integration_record(
         except (DecodeError, IntegrationRecordError):
             continue
     return latest
+
+
+def keyless_settings(record: IntegrationRecord) -> MerchantSettings:
+    """The merchant's settings from its record, with ``NO_KEY`` in place of its API key."""
+    values: dict[str, Any] = record.settings_values()
+    return MerchantSettings(merchant_id=record.merchant_id, api_key=NO_KEY, **values)
 
 
 def _committed(

@@ -257,6 +257,9 @@ class KafkaConsumer:
             result = self._consumer.offsets_for_times(query, timeout=timeout)
         except confluent_kafka.KafkaException as exc:
             raise wrap(exc, "offsets_for_times") from exc
+        for tp in result:
+            if tp.error is not None:  # -1 would otherwise read as "every record is older"
+                raise wrap(tp.error, f"offsets_for_times {tp.topic}[{tp.partition}]")
         return offsets_from_confluent(result)
 
     def group_metadata(self) -> GroupMetadata:
