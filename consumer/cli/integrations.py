@@ -16,13 +16,16 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import SecretStr
 
+from consumer.backfill import BackfillRequest
+from consumer.cli.backfill import run_backfill
+from consumer.cli.preview_inputs import keyless_settings
 from consumer.integrations import (
     AuditAction,
     AuditRecord,
@@ -81,6 +84,12 @@ def register(subparsers: Any) -> None:
     set_.add_argument("--country", help="Default ISO 3166 alpha-2 country, e.g. US.")
     set_.add_argument("--stall-threshold-hours", type=int, help="0 = the service default.")
     set_.add_argument("--no-verify", action="store_true", help="Skip the check against Klaviyo.")
+    set_.add_argument(
+        "--backfill-days",
+        type=int,
+        metavar="N",
+        help="Then send the merchant's last N days of history (as `backfill --since`).",
+    )
     _operator(set_)
     set_.set_defaults(handler=lambda a: _run(_set(a)))
 
@@ -241,6 +250,8 @@ def _check_values(values: dict[str, Any]) -> None:
 async def _set(args: argparse.Namespace) -> int:
     if not args.merchant.strip() or args.merchant != args.merchant.strip():
         raise IntegrationsError("MERCHANT must be a non-empty id without surrounding spaces")
+    if args.backfill_days is not None and args.backfill_days < 1:
+        raise IntegrationsError("--backfill-days must be at least 1")
     ctx = _Context(args)
     new_key = _read_key(args)
     operator = resolve_operator(args.operator)
@@ -294,6 +305,10 @@ async def _set_with(
     audit = audit_change(AuditAction.SET, before, record, key_change=key_change)
     await publish([(record, audit)])
     print(f"saved {args.merchant}: {_flags(record)}, key {_key_label(ctx.keyring, record)}")
+    if args.backfill_days:
+        since = ctx.now - timedelta(days=args.backfill_days)
+        request = BackfillRequest(keyless_settings(record), since)
+        return await asyncio.to_thread(run_backfill, ctx.settings, request)
     return 0
 
 

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from confluent_kafka.admin import (
 from pydantic import SecretStr
 
 from consumer.backfill import Backfill, BackfillRequest, Progress, as_history
+from consumer.cli.main import main
 from consumer.decode import SchemaCatalog, encode_single_object
 from consumer.devstack.process import spawn
 from consumer.devstack.publish import topic_of
@@ -38,13 +40,15 @@ from consumer.kafka import (
     RetriableKafkaError,
     TopicPartition,
     TopicPartitionOffset,
+    TopicSpec,
     UnknownTopicError,
+    ensure_topics,
     partition_count,
 )
 from consumer.merchant import MerchantSettings
-from consumer.outbox import EventOperation
+from consumer.outbox import EventOperation, decode_operation
 from consumer.settings import Settings
-from tests.helpers.kafka import Record, produce_records
+from tests.helpers.kafka import Record, drain, produce_records
 from tests.helpers.reference import expected_operations
 from tests.integration.runtime.conftest import Stack, running_service
 
@@ -311,3 +315,35 @@ async def test_backfill_dry_run_counts_per_metric_and_writes_nothing(stack: Stac
     assert progress.kept == sum(r.value["merchant_id"] == M for r in records)
     assert progress.other_merchants == len(records) - progress.kept
     assert await asyncio.to_thread(outbox_size, stack.settings) == before
+
+
+async def test_integrations_set_with_backfill_days_writes_the_history_flagged(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``integrations set M --backfill-days 10``: saved, then M's last 10 days to the outbox."""
+    settings = stack.settings
+    ensure_topics(settings.kafka, [TopicSpec(settings.topics.outbox, 3)])
+    records = sorted(renamed(sample_traffic([M, *OTHERS], 6, NOW - timedelta(days=3)), "-set"),
+                     key=record_time)  # fmt: skip
+    await asyncio.to_thread(produce, settings, records)
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    key_file = tmp_path / "key"
+    key_file.write_text(M_KEY)
+    argv = ["integrations", "set", M, "--api-key-file", str(key_file), "--order-tracking",
+            "--no-verify", "--backfill-days", "10"]  # fmt: skip
+    assert await asyncio.to_thread(main, argv) == 0
+    written = [
+        decode_operation(m.value or b"") for m in drain(settings.kafka, settings.topics.outbox)
+    ]
+    window = [r for r in records if record_time(r) >= NOW - timedelta(days=10)]
+    merchant = MerchantSettings(
+        merchant_id=M, api_key=SecretStr(M_KEY), order_tracking_enabled=True
+    )
+    expected = [as_history(op) for op in expected_operations(
+        [r for r in window if r.value["merchant_id"] == M], {M: merchant}, NOW)]  # fmt: skip
+    assert {op.merchant_id for op in written} == {M}
+    assert Counter((type(op).__name__, op.unique_id) for op in written) == Counter(
+        (type(op).__name__, op.unique_id) for op in expected
+    )
+    assert all(op.backfill for op in written if isinstance(op, EventOperation))
