@@ -181,6 +181,10 @@ class TopicSettings(_Section):
     parked: str = Field(
         "klaviyo-parked", description="Operations for merchants that cannot be served now."
     )
+    backfill_checkpoints: str = Field(
+        "klaviyo-backfill-checkpoints",
+        description="Internal: compacted progress and private state of backfill runs.",
+    )
     internal_partitions: int = Field(
         0, ge=0, description="Partitions for internal topics; 0 = same as the inputs."
     )

@@ -3,6 +3,8 @@
 - ``dev fetch-broker``: download and cache the Kafka broker jars (Maven Central).
 - ``dev broker [--port N] [--brokers N]``: run a real Kafka 4 broker (or a cluster of N nodes,
   replicated as in production) until Ctrl-C or SIGTERM.
+- ``dev registry``: the local schema registry (``dev_registry``); ``dev kek new``: a fresh
+  key-encryption key (``dev_kek``); ``dev produce`` and ``dev up``: their own modules.
 
 More actions plug in without touching ``register``: add a function ``(actions) -> None`` that
 calls ``actions.add_parser(...)`` and sets ``handler``, then list it in ``ACTION_REGISTRARS``
@@ -76,7 +78,12 @@ def _register_broker(actions: Any) -> None:
 ACTION_REGISTRARS: tuple[ActionRegistrar, ...] = (_register_fetch_broker, _register_broker)
 """The built-in ``dev`` actions."""
 
-ACTION_MODULES: tuple[str, ...] = ("consumer.cli.dev_produce", "consumer.cli.dev_up")
+ACTION_MODULES: tuple[str, ...] = (
+    "consumer.cli.dev_produce",
+    "consumer.cli.dev_up",
+    "consumer.cli.dev_kek",
+    "consumer.cli.dev_registry",
+)
 """Modules (dotted names) that add ``dev`` actions through ``register_action(actions)``."""
 
 

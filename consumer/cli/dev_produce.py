@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from consumer.decode import SchemaCatalog
 from consumer.devstack.publish import ensure_input_topics, example_records, publish
+from consumer.devstack.registry import DEFAULT_REGISTRY_URL
 from consumer.devstack.traffic import sample_traffic
 from consumer.settings import load_settings
 
@@ -24,8 +26,9 @@ def register_action(actions: Any) -> None:
         "--framing",
         choices=("single-object", "confluent"),
         default="single-object",
-        help="Avro single-object encoding (no registry) or Confluent framing (needs "
-        "KLAVIYO_CONSUMER_SCHEMA_REGISTRY__URL or --schema-registry-url).",
+        help="Avro single-object encoding (no registry) or Confluent framing (registers the "
+        "schema first: KLAVIYO_CONSUMER_SCHEMA_REGISTRY__URL, --schema-registry-url, or the "
+        f"local one of dev up / dev registry at {DEFAULT_REGISTRY_URL}).",
     )
     parser.add_argument("--schema-registry-url", default=None, help="Override the registry URL.")
     parser.add_argument(
@@ -44,6 +47,9 @@ def _produce(args: argparse.Namespace) -> int:
     if args.schema_registry_url:
         overrides["schema_registry"] = {"url": args.schema_registry_url}
     settings = load_settings(**overrides)
+    if args.framing == "confluent" and settings.schema_registry.url is None:
+        # Out of the box: the registry that dev up and dev registry run.
+        settings = load_settings(schema_registry={"url": DEFAULT_REGISTRY_URL})
     catalog = SchemaCatalog()
     created = ensure_input_topics(settings, args.partitions)
     if args.sample_merchants:
@@ -51,8 +57,20 @@ def _produce(args: argparse.Namespace) -> int:
         records = sample_traffic(merchants, args.orders, datetime.now(UTC))
     else:
         records = example_records(catalog.root / "examples", catalog)
-    count = publish(settings, records, args.framing, catalog)
+    try:
+        count = publish(settings, records, args.framing, catalog)
+    except OSError as exc:  # urllib's URLError is one: the registry did not answer
+        print(
+            f"klaviyo-consumer: schema registry {settings.schema_registry.url} unreachable "
+            f"({exc}); start one with `klaviyo-consumer dev registry` (or dev up)",
+            file=sys.stderr,
+        )
+        return 1
     if created:
         print(f"created topics: {', '.join(created)}")
-    print(f"published {count} records to {settings.kafka.bootstrap_servers} ({args.framing})")
+    registry = f", schemas in {settings.schema_registry.url}" if args.framing == "confluent" else ""
+    print(
+        f"published {count} records to {settings.kafka.bootstrap_servers} "
+        f"({args.framing}{registry})"
+    )
     return 0

@@ -15,7 +15,16 @@ from consumer.errors import ConfigError
 
 __all__ = ["main"]
 
-COMMAND_MODULES = ("config", "dev", "integrations", "preview", "replay", "run", "sandbox")
+COMMAND_MODULES = (
+    "backfill",
+    "config",
+    "dev",
+    "integrations",
+    "preview",
+    "replay",
+    "run",
+    "sandbox",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

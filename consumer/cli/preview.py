@@ -17,8 +17,11 @@ Inputs, in the order given (order records build tracking state across inputs):
   its end when the command starts (or ``--max-records``), read-committed, without joining a
   group or committing anything.
 
-Every merchant in the input gets a demo integration: order tracking and marketing enabled,
-list ids and tracking page template from the flags. After the records, stall timers due at
+Settings: with ``--merchant M`` only M's records are derived, with M's real settings, read
+from the integrations topic (its API key stays encrypted and is never read: preview needs
+no key-encryption key). Without it every merchant in the input gets an assumed demo
+integration: order tracking and marketing enabled, list ids and tracking page template from
+the flags. The output's ``settings`` says which were used. After the records, stall timers due at
 ``--now`` are swept, so ``stalled_in_transit`` shows too. Exit status 1 when any record is
 dead-lettered or any request breaks the contract, 2 when an input cannot be read, else 0.
 """
@@ -35,9 +38,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
 
-from consumer.cli.preview_inputs import SUBJECTS, Input, InputReader, infer_subject
+from consumer.cli.preview_inputs import (
+    NO_KEY,
+    SUBJECTS,
+    Input,
+    InputReader,
+    infer_subject,
+    integration_record,
+    keyless_settings,
+)
 from consumer.decode import SchemaRegistryUnavailable
 from consumer.deliver.request_builder import (
     EVENTS_PATH,
@@ -55,6 +65,7 @@ from consumer.derive import (
     derive_storefront_event,
     due_timers,
 )
+from consumer.integrations.codec import SETTINGS_FIELDS
 from consumer.kafka import KafkaError
 from consumer.klaviyo.contract import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES, validate_request
 from consumer.merchant import MerchantSettings
@@ -62,16 +73,40 @@ from consumer.outbox.operations import EventOperation, Operation, SubscriptionOp
 from consumer.settings import Settings, load_settings
 from consumer.state.shipments import OrderState
 
-__all__ = ["Preview", "register"]
+__all__ = ["MerchantSource", "Preview", "register"]
 
 BATCH_LIMIT = 1_000  # events per bulk request and profiles per subscription request
 DEMO_MERCHANT = MerchantSettings(
     merchant_id="",
-    api_key=SecretStr("preview-has-no-key"),
+    api_key=NO_KEY,
     enabled=True,
     order_tracking_enabled=True,
     marketing_enabled=True,
 )
+
+
+@dataclass(frozen=True)
+class MerchantSource:
+    """The settings records are derived with, and what the output says about them.
+
+    ``template`` is given every merchant's id (None: no integration, as the service would
+    see it); ``only`` limits the preview to one merchant's records.
+    """
+
+    template: MerchantSettings | None
+    origin: str
+    only: str | None = None
+
+    def settings(self, merchant_id: str) -> MerchantSettings | None:
+        """The settings of ``merchant_id``."""
+        return None if self.template is None else replace(self.template, merchant_id=merchant_id)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON view: where the settings come from and their non-secret values."""
+        values = None
+        if self.template is not None:
+            values = {name: getattr(self.template, name) for name in SETTINGS_FIELDS}
+        return {"merchant": self.only, "source": self.origin, "values": values}
 
 
 def register(subparsers: Any) -> None:
@@ -92,6 +127,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="Stop reading a topic after this many seconds."
+    )
+    parser.add_argument(
+        "--merchant",
+        help="Only this merchant's records, with its real settings from the integrations topic.",
     )
     parser.add_argument("--email-list-id", help="Demo merchant's email list id.")
     parser.add_argument("--sms-list-id", help="Demo merchant's SMS list id.")
@@ -115,19 +154,17 @@ def _aware(text: str) -> datetime:
 
 @dataclass
 class Preview:
-    """Derives records for demo merchants and collects what would go to Klaviyo."""
+    """Derives records with the source's settings and collects what would go to Klaviyo."""
 
-    demo: MerchantSettings
+    source: MerchantSource
     now: datetime
     config: DeriveConfig
     states: dict[str, OrderState] = field(default_factory=dict)
     operations: dict[str, list[Operation]] = field(default_factory=dict)
     skips: list[dict[str, str | None]] = field(default_factory=list)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
-
-    def merchant(self, record: dict[str, Any]) -> MerchantSettings:
-        """The demo integration, for the record's merchant."""
-        return replace(self.demo, merchant_id=str(record.get("merchant_id") or ""))
+    left_out: int = 0
+    """Records of other merchants than ``source.only``."""
 
     def add(self, item: Input) -> None:
         """Derive one input and collect its outcome."""
@@ -136,7 +173,12 @@ class Preview:
                 {"source": item.source, "reason": "unreadable", "message": item.error or ""}
             )
             return
-        record, merchant = item.record, self.merchant(item.record)
+        record = item.record
+        merchant_id = str(record.get("merchant_id") or "")
+        if self.source.only is not None and merchant_id != self.source.only:
+            self.left_out += 1
+            return
+        merchant = self.source.settings(merchant_id)
         if item.subject == "returns":
             result = derive_return(record, merchant, self.now, self.config)
         elif item.subject == "storefront-events":
@@ -153,7 +195,7 @@ class Preview:
     def sweep_timers(self) -> None:
         """Send the stall events due at ``now`` for every order seen."""
         for order_id, state in sorted(self.states.items()):
-            merchant = replace(self.demo, merchant_id=state.merchant_id)
+            merchant = self.source.settings(state.merchant_id)
             result = due_timers(order_id, state, merchant, self.now, self.config)
             if result.state is not None:
                 self.states[order_id] = result.state
@@ -200,6 +242,7 @@ class Preview:
         ops = [op for merchant_ops in self.operations.values() for op in merchant_ops]
         return {
             "now": self.now.isoformat(),
+            "settings": self.source.describe(),
             "requests": requests,
             "skips": self.skips,
             "dead_letters": self.dead_letters,
@@ -208,6 +251,7 @@ class Preview:
                 "subscriptions": sum(isinstance(op, SubscriptionOperation) for op in ops),
                 "skips": dict(Counter(s["reason"] or "" for s in self.skips)),
                 "dead_letters": len(self.dead_letters),
+                "other_merchants_left_out": self.left_out,
                 "violations": sum(len(r["violations"]) for rs in requests.values() for r in rs),
             },
         }
@@ -268,6 +312,35 @@ def _inputs(
     return inputs, unknown
 
 
+def _merchant_source(args: argparse.Namespace, settings: Settings) -> MerchantSource:
+    """``--merchant``'s real settings, or the demo integration built from the flags."""
+    if args.merchant is None:
+        demo = replace(
+            DEMO_MERCHANT,
+            email_list_id=args.email_list_id,
+            sms_list_id=args.sms_list_id,
+            tracking_page_url_template=args.tracking_page_url_template,
+            default_country=args.default_country,
+            default_currency=args.default_currency,
+        )
+        origin = (
+            "assumed: a demo integration with order tracking and marketing on, for every "
+            "merchant (give --merchant M to use M's real settings)"
+        )
+        return MerchantSource(demo, origin)
+    topic = settings.topics.integrations
+    record = integration_record(settings, args.merchant, args.timeout)
+    if record is None:
+        origin = f"integrations topic {topic!r}: no integration (the service skips its records)"
+        return MerchantSource(None, origin, args.merchant)
+    real = keyless_settings(record)
+    origin = (
+        f"integrations topic {topic!r}: record of {record.updated_at.isoformat()} "
+        f"by {record.updated_by} (API key not read)"
+    )
+    return MerchantSource(real, origin, args.merchant)
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     inputs, unknown = _inputs(args, settings)
@@ -280,16 +353,14 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    demo = replace(
-        DEMO_MERCHANT,
-        email_list_id=args.email_list_id,
-        sms_list_id=args.sms_list_id,
-        tracking_page_url_template=args.tracking_page_url_template,
-        default_country=args.default_country,
-        default_currency=args.default_currency,
-    )
+    try:
+        source = _merchant_source(args, settings)
+    except (KafkaError, TimeoutError) as exc:
+        topic = settings.topics.integrations
+        print(f"klaviyo-consumer preview: cannot read {topic}: {exc}", file=sys.stderr)
+        return 2
     now = args.now or datetime.now(UTC)
-    preview = Preview(demo, now, DeriveConfig.from_settings(settings.derive))
+    preview = Preview(source, now, DeriveConfig.from_settings(settings.derive))
     reader = InputReader(settings)
     for name, subject, path in inputs:
         try:

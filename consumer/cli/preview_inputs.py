@@ -1,24 +1,46 @@
-"""The inputs of ``preview``: files and topics, decoded by the service's own decoder."""
+"""The inputs of ``preview``: files and topics, decoded by the service's own decoder, and a
+merchant's real settings from the integrations topic."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from consumer.decode import DecodeError, RecordDecoder, SchemaCatalog, encode_single_object
 from consumer.decode.json_records import record_from_json
 from consumer.decode.registry import SchemaRegistryClient
-from consumer.kafka import CatchUp, KafkaConsumer, TopicPartition, partition_count
+from consumer.integrations.codec import IntegrationCodec, IntegrationRecord
+from consumer.integrations.errors import IntegrationRecordError
+from consumer.kafka import (
+    CatchUp,
+    ConsumedMessage,
+    KafkaConsumer,
+    TopicPartition,
+    partition_count,
+)
+from consumer.merchant import MerchantSettings
 from consumer.settings import Settings
 
-__all__ = ["SUBJECTS", "Input", "InputReader", "infer_subject"]
+__all__ = [
+    "NO_KEY",
+    "SUBJECTS",
+    "Input",
+    "InputReader",
+    "infer_subject",
+    "integration_record",
+    "keyless_settings",
+]
+
+NO_KEY = SecretStr("never-read-from-the-integration")
+"""Stands in for the API key: derivation needs settings, never the key."""
 
 SUBJECTS = ("returns", "orders", "storefront-events")
 
@@ -40,6 +62,73 @@ class Input:
     subject: str
     record: dict[str, Any] | None = None
     error: str | None = None
+
+
+def integration_record(
+    settings: Settings, merchant_id: str, timeout: float
+) -> IntegrationRecord | None:
+    """The merchant's latest usable record on the integrations topic (None: none, or removed).
+
+    Its API key stays as stored, encrypted: preview needs no key-encryption key and never
+    holds a merchant's key. A record that does not decode is passed over, as the service's
+    table does, so the one before it stays in force.
+
+    Raises:
+        KafkaError: the broker cannot be reached or the topic does not exist.
+        TimeoutError: the topic was not read to its end within ``timeout`` seconds.
+    """
+    topic = settings.topics.integrations
+
+    def incomplete(partitions: list[int]) -> None:
+        raise TimeoutError(f"{topic}: partitions {partitions} not read to the end in {timeout}s")
+
+    wanted = merchant_id.encode("utf-8")
+    codec = IntegrationCodec()
+    latest: IntegrationRecord | None = None
+    for message in _committed(settings, topic, "settings", sys.maxsize, timeout, incomplete):
+        if message.key != wanted:
+            continue
+        if message.value is None:
+            latest = None
+            continue
+        try:
+            latest = codec.decode(message.value)
+        except (DecodeError, IntegrationRecordError):
+            continue
+    return latest
+
+
+def keyless_settings(record: IntegrationRecord) -> MerchantSettings:
+    """The merchant's settings from its record, with ``NO_KEY`` in place of its API key."""
+    values: dict[str, Any] = record.settings_values()
+    return MerchantSettings(merchant_id=record.merchant_id, api_key=NO_KEY, **values)
+
+
+def _committed(
+    settings: Settings,
+    topic: str,
+    purpose: str,
+    max_records: int,
+    timeout: float,
+    unread: Callable[[list[int]], None],
+) -> Iterator[ConsumedMessage]:
+    """The committed records of ``topic`` up to its end when reading starts, partition by
+    partition order; ``unread(partitions)`` is told what ``max_records``/``timeout`` cut off."""
+    kafka = settings.kafka
+    partitions = [TopicPartition(topic, p) for p in range(partition_count(kafka, topic))]
+    # assign() without commits: the group id is only a name, no group is joined.
+    with KafkaConsumer(kafka, f"{kafka.group_id}-preview-{purpose}") as consumer:
+        catch_up = CatchUp.start(consumer, partitions)
+        deadline, read = time.monotonic() + timeout, 0
+        while not catch_up.done and read < max_records and time.monotonic() < deadline:
+            for message in consumer.consume(min(500, max_records - read), timeout=0.05):
+                if catch_up.written_before_start(message):
+                    read += 1
+                    yield message
+            catch_up.advance()
+        pending = [tp.partition for tp in catch_up.pending]
+    if pending:
+        unread(pending)
 
 
 class InputReader:
@@ -103,27 +192,18 @@ class InputReader:
         Raises:
             KafkaError: the broker cannot be reached or the topic does not exist.
         """
-        kafka = self._settings.kafka
-        partitions = [TopicPartition(topic, p) for p in range(partition_count(kafka, topic))]
-        # assign() without commits: the group id is only a name, no group is joined.
-        with KafkaConsumer(kafka, f"{kafka.group_id}-preview") as consumer:
-            catch_up = CatchUp.start(consumer, partitions)
-            deadline, read = time.monotonic() + timeout, 0
-            while not catch_up.done and read < max_records and time.monotonic() < deadline:
-                for message in consumer.consume(min(500, max_records - read), timeout=0.5):
-                    if not catch_up.written_before_start(message):
-                        continue
-                    read += 1
-                    source = f"{topic}[{message.partition}@{message.offset}]"
-                    try:
-                        yield Input(source, subject, record=self._decode(subject, message.value))
-                    except DecodeError as exc:
-                        yield Input(source, subject, error=f"{exc.reason}: {exc}")
-                catch_up.advance()
-            unread = [tp.partition for tp in catch_up.pending]
-        if unread:
+
+        def unread(partitions: list[int]) -> None:
             print(
                 f"klaviyo-consumer preview: {topic}: stopped at --max-records or --timeout "
-                f"before the end of partitions {unread}",
+                f"before the end of partitions {partitions}",
                 file=sys.stderr,
             )
+
+        messages = _committed(self._settings, topic, "records", max_records, timeout, unread)
+        for message in messages:
+            source = f"{topic}[{message.partition}@{message.offset}]"
+            try:
+                yield Input(source, subject, record=self._decode(subject, message.value))
+            except DecodeError as exc:
+                yield Input(source, subject, error=f"{exc.reason}: {exc}")

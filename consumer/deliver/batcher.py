@@ -15,6 +15,11 @@ wording ("if a unique_id is repeated ... the request will fail") it might fail t
 request. A repeat arriving after the first one finished is sent normally (at-least-once;
 Klaviyo deduplicates). Subscriptions coalesce the same way on (list, profile, channel).
 
+Live first. History (events flagged ``backfill``, subscriptions flagged
+``historical_import``: what a backfill or replay writes) queues behind every live operation of
+its lane, so a merchant's backfill only ever fills what live traffic leaves of a request and
+of the rate budget; live operations keep their order among themselves, history among itself.
+
 Nothing here does I/O or reads a clock: callers pass ``now``.
 """
 
@@ -100,6 +105,13 @@ class Batch:
 class _Queue:
     items: deque[Pending] = field(default_factory=deque)
     bytes: int = 0  # upper bound of the queued items' serialized size
+    live: int = 0  # the first ``live`` items are live operations, the rest history
+
+
+def _is_history(operation: Operation) -> bool:
+    if isinstance(operation, EventOperation):
+        return operation.backfill
+    return operation.historical_import
 
 
 class Batcher:
@@ -129,7 +141,11 @@ class Batcher:
         pending = self._pending(operation, token, key, now)
         lane = (operation.merchant_id, endpoint_of(operation))
         queue = self._queues.setdefault(lane, _Queue())
-        queue.items.append(pending)
+        if _is_history(operation):
+            queue.items.append(pending)
+        else:
+            queue.items.insert(queue.live, pending)
+            queue.live += 1
         queue.bytes += pending.size + pending.entry_size
         self._keys[(operation.merchant_id, key)] = pending
         return pending, False
@@ -190,6 +206,7 @@ class Batcher:
         else:
             taken = self._take_subscriptions(queue)
         queue.bytes -= sum(p.size + p.entry_size for p in taken)
+        queue.live = sum(1 for p in queue.items if not _is_history(p.operation))
         if not queue.items:
             del self._queues[lane]
         return Batch(lane, taken)

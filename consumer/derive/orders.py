@@ -36,7 +36,7 @@ from consumer.derive.limits import checked
 from consumer.derive.order_records import OrderRecord, read_order
 from consumer.derive.outcome import Derivation, Skip, SkipReason
 from consumer.derive.profiles import profile_from_customer
-from consumer.derive.tracking import TrackingContext
+from consumer.derive.tracking import TrackingContext, with_carrier_dates
 from consumer.derive.triggers import Trigger, apply_update
 from consumer.merchant import MerchantSettings
 from consumer.outbox.operations import Operation, Profile
@@ -147,6 +147,7 @@ def _derive(
         shipment_id = shipment.facts.shipment_id
         merged = _merge_shipment(current.shipment(shipment_id), shipment.facts, newer)
         step = apply_update(merged, shipment.update)
+        step = replace(step, shipment=with_carrier_dates(merged, step.shipment, shipment.update))
         current = current.with_shipment(step.shipment)
         if step.trigger is Trigger.CANCELLED and current.cancelled_sent:
             # The order's cancellation already told the customer; a cancelled label is the

@@ -12,9 +12,11 @@ Properties, exactly as the product spec names them:
   ``VariantName``, ``Quantity``.
 
 Dates are ISO-8601 UTC strings; a date that is not known (not shipped yet, no ETA, no
-template) is **omitted**, never sent as null. Order-level triggers (``order_created``,
-``cancelled`` of the whole order) have no shipment: their items are the order's lines and they
-carry no shipped/delivered/ETA dates.
+template) is **omitted**, never sent as null. Upstream's ``shipped_at``/``delivered_at`` win;
+without them the carrier's own moments fill in (``with_carrier_dates``): shipped = the first
+applied carrier event in transit or later, delivered = the ``DELIVERED`` event. Order-level
+triggers (``order_created``, ``cancelled`` of the whole order) have no shipment: their items
+are the order's lines and they carry no shipped/delivered/ETA dates.
 
 ``TrackingPageLink`` fills the merchant's template: ``{order_name}``, ``{order_id}``,
 ``{shipment_id}``, ``{tracking_number}``, each URL-encoded (``#1001`` → ``%231001``). Other
@@ -30,21 +32,51 @@ unique_ids: ``tracking:{shipment_id}:{trigger}:{Date}`` and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import quote
 
 from consumer.derive.config import DeriveConfig
 from consumer.derive.events import Metric, build_event, iso
-from consumer.derive.triggers import Trigger
+from consumer.derive.triggers import CarrierUpdate, Trigger
 from consumer.merchant import MerchantSettings
 from consumer.outbox.operations import EventOperation, PropertyValue
 from consumer.state.shipments import OrderState, ShipmentState, TrackedItem
 
-__all__ = ["TrackingContext", "tracking_link"]
+__all__ = ["TrackingContext", "tracking_link", "with_carrier_dates"]
 
 _ORDER_PLACEHOLDERS = ("order_name", "order_id")
 _SHIPMENT_PLACEHOLDERS = ("shipment_id", "tracking_number")
+# Carrier statuses that mean the parcel has left the merchant: in transit or any later stage.
+_SHIPPED_STATUSES = frozenset(
+    {
+        Trigger.IN_TRANSIT,
+        Trigger.OUT_FOR_DELIVERY,
+        Trigger.DELIVERED,
+        Trigger.AVAILABLE_FOR_PICKUP,
+        Trigger.RETURN_TO_SENDER,
+        Trigger.FAILURE,
+    }
+)
+
+
+def with_carrier_dates(
+    before: ShipmentState, after: ShipmentState, update: CarrierUpdate
+) -> ShipmentState:
+    """``after`` (``update`` applied to ``before``) with the dates upstream did not give
+    taken from the carrier: shipped at the first applied event in transit or later, delivered
+    at the ``DELIVERED`` event. A date already known (from upstream, or an earlier scan) stays;
+    an update that was not applied (stale, repeated, no event time) changes nothing.
+    """
+    at = update.event_at
+    if after is before or at is None or update.status not in _SHIPPED_STATUSES:
+        return after
+    delivered = at if update.status is Trigger.DELIVERED else None
+    return replace(
+        after,
+        shipped_at=after.shipped_at or at,
+        delivered_at=after.delivered_at or delivered,
+    )
 
 
 def tracking_link(

@@ -92,6 +92,9 @@ def onboard(settings: Settings, sandbox: Sandbox, merchants: Sequence[DemoMercha
             continue
         sandbox.add_account(merchant.merchant_id, merchant.api_key)
         wanted = merchant_settings(merchant)
+        sandbox.add_lists(
+            merchant.merchant_id, *(i for i in (wanted.email_list_id, wanted.sms_list_id) if i)
+        )
         record = IntegrationRecord.from_settings(
             wanted, keyring, updated_by="devstack", updated_at=now
         )

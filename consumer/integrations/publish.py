@@ -100,6 +100,12 @@ class IntegrationPublisher:
         self._producer = TransactionalProducer(kafka, transactional_id, extra=extra)
         self._initialised = False
 
+    def prepare(self, timeout: float = 30.0) -> None:
+        """Register the transactional id now (blocking), so ``publish`` only has to commit."""
+        if not self._initialised:
+            self._producer.init_transactions(timeout)
+            self._initialised = True
+
     def publish(
         self, changes: Sequence[tuple[IntegrationRecord, AuditRecord]], timeout: float = 30.0
     ) -> None:
@@ -110,9 +116,7 @@ class IntegrationPublisher:
         """
         if not changes:
             return
-        if not self._initialised:
-            self._producer.init_transactions(timeout)
-            self._initialised = True
+        self.prepare(timeout)
         self._producer.begin()
         try:
             for record, audit in changes:

@@ -1,21 +1,23 @@
-"""Check a merchant's API key against Klaviyo without creating any data.
+"""Check a merchant's API key against Klaviyo without creating data or logging errors.
 
-Three probes, each answering "may this key do X?":
+Three probes, each answering "may this key do X?", and none of which leaves a 4xx in the
+merchant's Klaviyo API log when the key is good:
 
-- **account read** — ``GET /api/accounts`` (scope ``accounts:read``). A 200 also names the
-  account, so the operator sees which Klaviyo account the key belongs to.
-- **events write** — ``POST /api/event-bulk-create-jobs`` with the body ``{}``.
-- **subscriptions write** — ``POST /api/profile-subscription-bulk-create-jobs`` with ``{}``
-  (scopes ``lists:write``, ``profiles:write``, ``subscriptions:write``).
+- **account read** — ``GET /api/accounts`` (scope ``accounts:read``): Klaviyo's documented
+  way "to test if a Private API Key belongs to the correct account" (api-notes §7.1). A 200
+  also names the account, so the operator sees which Klaviyo account the key belongs to.
+- **events write** — ``POST /api/event-bulk-create-jobs`` with a valid job of **no** events.
+- **subscriptions write** — ``POST /api/profile-subscription-bulk-create-jobs`` with a valid
+  job of **no** profiles and no list (scopes ``lists:write``, ``profiles:write``,
+  ``subscriptions:write``).
 
-The write probes rely on the order in which an API checks a request: authentication (401),
-then authorisation (403 for a missing scope), then the body (400). A deliberately empty body
-can never be accepted, so a 400 means "authenticated and allowed, body refused" and nothing
-is created. **Limit of the trick:** Klaviyo does not document that order (api-notes §7.2). If
-an endpoint validated the body before the scope, a key without the scope would also get 400
-and be reported as allowed; a 401 stays trustworthy either way, since authentication always
-comes first. The sandbox checks in the documented-by-convention order, so tests exercise the
-intended reading; the first real delivery (403 parks the merchant) is the final word.
+Why empty jobs: no read-only operation of the stable spec needs a ``:write`` scope (checked
+over every ``GET`` of the vendored revision), and the only endpoint listing a key's scopes is
+beta (``GET /api/api-keys``, needing ``credentials:read``). An empty job is valid under the
+vendored contract (the arrays have no ``minItems``), so a key that may write gets 202 and
+nothing is created; a key without the scope gets 403. If Klaviyo ever refused an empty job
+with 400, that still means "authenticated and allowed" (authentication, then scopes, then
+the body, as every Django REST framework API checks) and is reported as granted.
 
 Answers that are not JSON:API (an edge proxy's HTML challenge page, a 400 from the proxy for
 a malformed header) are reported as ``edge_blocked``, never as a verdict about the key.
@@ -52,7 +54,25 @@ __all__ = [
     "verify_api_key",
 ]
 
-_PROBE_BODY: Final = b"{}"
+# Valid jobs with nothing in them: allowed keys get 202 and no data is created.
+_PROBE_BODIES: Final = {
+    BULK_CREATE_EVENTS: orjson.dumps(
+        {
+            "data": {
+                "type": "event-bulk-create-job",
+                "attributes": {"events-bulk-create": {"data": []}},
+            }
+        }
+    ),
+    BULK_SUBSCRIBE_PROFILES: orjson.dumps(
+        {
+            "data": {
+                "type": "profile-subscription-bulk-create-job",
+                "attributes": {"profiles": {"data": []}},
+            }
+        }
+    ),
+}
 _DETAIL_CHARS: Final = 120
 
 
@@ -155,15 +175,13 @@ def classify_response(
         # An outage is an outage whether Klaviyo or the proxy in front of it says so.
         return ProbeResult.SERVER_ERROR, detail or f"HTTP {status}"
     if capability is not Capability.ACCOUNT_READ and 200 <= status < 300:
-        # The empty body was taken (Klaviyo's 202 has no body): there was nothing in it to
-        # create, and the key is authorised; worth saying, since it should not happen.
-        return ProbeResult.GRANTED, f"probe accepted ({status})"
+        return ProbeResult.GRANTED, ""  # the empty job was taken: nothing in it to create
     if document is None:
         return ProbeResult.EDGE_BLOCKED, f"non-JSON:API answer ({content_type or 'no type'})"
     if capability is Capability.ACCOUNT_READ and status == 200:
         return ProbeResult.GRANTED, ""
     if capability is not Capability.ACCOUNT_READ and status == 400:
-        return ProbeResult.GRANTED, ""  # authorised; the empty body refused, as intended
+        return ProbeResult.GRANTED, "empty job refused after the scope check"
     if status == 401:
         return ProbeResult.REVOKED, detail
     if status == 403:
@@ -240,7 +258,7 @@ class _Prober:
         body: bytes | None = None
         if op.has_body:
             headers["Content-Type"] = JSONAPI_MEDIA_TYPE
-            body = _PROBE_BODY
+            body = _PROBE_BODIES[op.operation_id]
         url = self._settings.base_url + op.path
         timeout = aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds)
         try:

@@ -252,6 +252,24 @@ class KafkaConsumer:
             raise wrap(exc, "get_watermark_offsets") from exc
         return low, high
 
+    def offsets_for_times(
+        self, partitions: Sequence[TopicPartition], timestamp_ms: int, timeout: float = 10.0
+    ) -> list[TopicPartitionOffset]:
+        """Per partition, the first offset whose record timestamp is at or after
+        ``timestamp_ms``; ``OFFSET_END`` (-1) where every record is older."""
+        query = [
+            confluent_kafka.TopicPartition(tp.topic, tp.partition, timestamp_ms)
+            for tp in partitions
+        ]
+        try:
+            result = self._consumer.offsets_for_times(query, timeout=timeout)
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, "offsets_for_times") from exc
+        for tp in result:
+            if tp.error is not None:  # -1 would otherwise read as "every record is older"
+                raise wrap(tp.error, f"offsets_for_times {tp.topic}[{tp.partition}]")
+        return offsets_from_confluent(result)
+
     def group_metadata(self) -> GroupMetadata:
         """The group's current generation, for ``TransactionalProducer.send_offsets``."""
         try:

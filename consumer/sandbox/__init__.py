@@ -9,17 +9,19 @@ benchmarks and the local demo; see ``Sandbox``.
 from consumer.sandbox.accounts import DEFAULT_SCOPES, Account, ApiKey
 from consumer.sandbox.admin import apply_faults
 from consumer.sandbox.app import Sandbox
-from consumer.sandbox.faults import Fault, FaultKind, Faults
+from consumer.sandbox.faults import EventRejection, Fault, FaultKind, Faults
 from consumer.sandbox.ratelimit import Decision, FixedWindowLimiter
-from consumer.sandbox.state import SandboxOptions
+from consumer.sandbox.state import COMPATIBLE_REVISIONS, SandboxOptions
 from consumer.sandbox.stats import SandboxStats
 from consumer.sandbox.store import StoredEvent, StoredSubscription
 
 __all__ = [
+    "COMPATIBLE_REVISIONS",
     "DEFAULT_SCOPES",
     "Account",
     "ApiKey",
     "Decision",
+    "EventRejection",
     "Fault",
     "FaultKind",
     "Faults",

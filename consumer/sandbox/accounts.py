@@ -66,6 +66,16 @@ class Account:
     locale: str = "en-US"
     industry: str | None = None
     keys: list[ApiKey] = field(default_factory=list)
+    lists: set[str] | None = None
+    """The account's list ids; None = lists not modelled, any id is taken to exist."""
+
+    def has_list(self, list_id: str) -> bool:
+        """Whether a subscription may name ``list_id``."""
+        return self.lists is None or list_id in self.lists
+
+    def add_lists(self, list_ids: Iterable[str]) -> None:
+        """Create lists (from then on, subscriptions to any other list id are refused)."""
+        self.lists = (self.lists or set()) | {i for i in list_ids if i}
 
     @property
     def public_api_key(self) -> str:
@@ -111,6 +121,7 @@ class Account:
             "public_api_key": self.public_api_key,
             "test_account": self.test_account,
             "keys": [key.describe() for key in self.keys],
+            "lists": None if self.lists is None else sorted(self.lists),
         }
 
 

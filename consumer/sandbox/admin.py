@@ -6,7 +6,8 @@ only ever shown redacted.
 | Method | Path | Does |
 |---|---|---|
 | GET | /sandbox/healthz | liveness for compose health checks |
-| GET, POST | /sandbox/accounts | list; create ``{"account_id", "keys": [{"key", "scopes"}]}`` |
+| GET, POST | /sandbox/accounts | list; create ``{"account_id", "keys": [{"key", "scopes"}],
+"lists": [id]}`` (with lists, subscriptions to other list ids are refused) |
 | GET, DELETE | /sandbox/accounts/{account} | show; remove with its keys |
 | POST | /sandbox/accounts/{account}/keys | add ``{"key", "scopes"}`` |
 | POST | /sandbox/keys/revoke | revoke ``{"key"}`` (later requests get 401) |
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from consumer.klaviyo import RateLimit
 from consumer.sandbox.accounts import DEFAULT_SCOPES
-from consumer.sandbox.faults import Faults
+from consumer.sandbox.faults import DEFAULT_REJECTION_DETAIL, EventRejection, Faults
 from consumer.sandbox.state import SandboxState
 
 __all__ = ["AdminApi", "apply_faults"]
@@ -96,12 +97,22 @@ def apply_faults(faults: Faults, spec: Mapping[str, Any]) -> None:
 
     ``{"fail_next": {"count": 3, "status": 503}, "fail_ratio": {"ratio": 0.2, "status": 503,
     "seed": 7}, "latency_seconds": 0.5, "reset": {"count": 1}, "edge_challenge": {"count": 1},
-    "throttle": {"retry_after": 30, "count": 2}}``; a ``count`` of null means until cleared.
+    "throttle": {"retry_after": 30, "count": 2}, "reject_events": [{"metric": "Placed Order",
+    "property": "OrderId", "value": "1001", "unique_id": "u-1", "detail": "..."}]}``; a
+    ``count`` of null means until cleared; each ``reject_events`` rule needs one criterion.
 
     Raises:
         ValueError: a value is out of range or of the wrong type, or a key is unknown.
     """
-    known = {"fail_next", "fail_ratio", "latency_seconds", "reset", "edge_challenge", "throttle"}
+    known = {
+        "fail_next",
+        "fail_ratio",
+        "latency_seconds",
+        "reset",
+        "edge_challenge",
+        "throttle",
+        "reject_events",
+    }
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"unknown fault kinds: {', '.join(unknown)}")
@@ -123,8 +134,23 @@ def apply_faults(faults: Faults, spec: Mapping[str, Any]) -> None:
         if "throttle" in spec:
             s = spec["throttle"]
             faults.throttle(int(s["retry_after"]), count=_count(s))
+        for rule in spec.get("reject_events", []):
+            faults.reject_events(_rejection(rule))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed fault specification: {exc!r}") from None
+
+
+def _rejection(rule: Mapping[str, Any]) -> EventRejection:
+    unknown = sorted(set(rule) - {"metric", "property", "value", "unique_id", "detail"})
+    if unknown:
+        raise ValueError(f"unknown reject_events fields: {', '.join(unknown)}")
+    return EventRejection(
+        metric=rule.get("metric"),
+        property_name=rule.get("property"),
+        property_value=rule.get("value"),
+        unique_id=rule.get("unique_id"),
+        detail=rule.get("detail") or DEFAULT_REJECTION_DETAIL,
+    )
 
 
 class AdminApi:
@@ -191,10 +217,15 @@ class AdminApi:
             if body.get(name) is not None
         }
         keys = _field(body, "keys", list) or []
+        lists = _field(body, "lists", list)
+        if lists is not None and not all(isinstance(i, str) for i in lists):
+            raise _fail(400, "lists must be a list of strings")
         try:
-            self._state.accounts.add_account(account_id, **attributes)
+            account = self._state.accounts.add_account(account_id, **attributes)
             for entry in keys:
                 self._add_key(account_id, entry)
+            if lists is not None:
+                account.add_lists(lists)
         except (ValueError, TypeError) as exc:
             raise _fail(409 if "another account" in str(exc) else 400, str(exc)) from None
         return _json(self._describe(account_id), status=201)

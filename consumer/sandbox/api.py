@@ -14,7 +14,9 @@ One request goes through these steps, each of which may answer and stop:
 7. content type and encoding (bodies only): 415;
 8. body: the vendored contract (schema, sizes, counts, repeated unique ids): 400 with one
    error per violation, each with ``source.pointer``;
-9. record and answer: 202 with no body, or 200 with the account list.
+9. what Klaviyo checks against the account: a subscription to a list the account does not
+   have, and events refused by an armed ``reject_events`` fault: 400 with pointers;
+10. record and answer: 202 with no body, or 200 with the account list.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ACCEPTED_MEDIA_TYPES = frozenset({JSONAPI_MEDIA_TYPE, "application/json"})
 # Klaviyo's 400 with a pointer, so clients see the answer they would get in production.
 CLIENT_MAX_SIZE = 4 * MAX_PAYLOAD_BYTES
 _MAX_ERRORS = 100
+_LIST_POINTER = "/data/relationships/list/data/id"
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[a-z]+)?$")
 
 
@@ -164,7 +167,7 @@ class KlaviyoApi:
             problem = f"{value!r} is not a valid revision (format: YYYY-MM-DD[.suffix])."
         elif accepted is not None and value not in accepted:
             known = ", ".join(sorted(accepted))
-            problem = f"Revision {value!r} is not supported by this sandbox (supported: {known})."
+            problem = f"Revision {value!r} is not a supported revision (supported: {known})."
         if problem is None:
             return None
         return error_object(400, problem, parameter="revision")
@@ -185,6 +188,9 @@ class KlaviyoApi:
         if violations:
             return errors_response(400, violation_errors(violations[:_MAX_ERRORS]), headers)
         parsed = orjson.loads(body)
+        refused = self._refusals(op, api_key.account_id, parsed)
+        if refused:
+            return errors_response(400, refused[:_MAX_ERRORS], headers)
         store = self._state.store
         if op.operation_id == BULK_SUBSCRIBE_PROFILES:
             store.record_subscriptions(api_key.account_id, parsed, now)
@@ -193,6 +199,27 @@ class KlaviyoApi:
                 api_key.account_id, op.operation_id, iter_events(op.operation_id, parsed), now
             )
         return web.Response(status=op.success_status, headers=headers)
+
+    def _refusals(self, op: Operation, account_id: str, body: Any) -> list[dict[str, Any]]:
+        """Errors for a valid body that the account's state refuses (empty: accept it)."""
+        if op.operation_id == BULK_SUBSCRIBE_PROFILES:
+            account = self._state.accounts.get(account_id)
+            list_data = ((body["data"].get("relationships") or {}).get("list") or {}).get("data")
+            list_id = list_data.get("id") if isinstance(list_data, dict) else None
+            if account is None or list_id is None or account.has_list(list_id):
+                return []
+            detail = f"A list with id {list_id!r} does not exist."
+            return [error_object(400, detail, pointer=_LIST_POINTER)]
+        faults = self._state.armed_faults(account_id)
+        if faults is None or not faults.rejections:
+            return []
+        errors = []
+        for view in iter_events(op.operation_id, body):
+            refusal = faults.rejection(view.attributes, view.metric_name)
+            if refusal is not None:
+                inner, detail = refusal
+                errors.append(error_object(400, detail, pointer=view.pointer + inner))
+        return errors
 
     def _get_accounts(
         self, request: web.Request, api_key: ApiKey, headers: dict[str, str]

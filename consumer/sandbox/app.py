@@ -122,6 +122,13 @@ class Sandbox:
         """Add another key to an existing account (keys of one account share its limits)."""
         return self.state.accounts.add_key(account_id, key, scopes)
 
+    def add_lists(self, account_id: str, *list_ids: str) -> None:
+        """Create lists in an account; from then on it refuses subscriptions to other ids."""
+        account = self.state.accounts.get(account_id)
+        if account is None:
+            raise KeyError(account_id)
+        account.add_lists(list_ids)
+
     def revoke_key(self, key: str) -> None:
         """Revoke a key: its requests get 401 from now on."""
         self.state.accounts.revoke_key(key)

@@ -6,6 +6,10 @@ the Cloudflare edge answering 403 ``text/html`` with ``cf-mitigated: challenge``
 JSON:API, and 429s whose ``Retry-After`` the test chooses. A revoked key (401) is not a fault
 but a key state: see ``AccountRegistry.revoke_key``.
 
+``reject_events`` is different: it acts after the body passed the contract, refusing chosen
+events (by metric, property or unique_id) the way Klaviyo refuses an event it will not take,
+a 400 naming the event by ``source.pointer``, so partial rejections can be run end to end.
+
 When several faults are armed, the first that applies wins, in the order of ``FaultKind``
 (an edge that resets the connection never lets a request reach the API behind it).
 """
@@ -13,11 +17,14 @@ When several faults are armed, the first that applies wins, in the order of ``Fa
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Fault", "FaultKind", "Faults"]
+__all__ = ["EventRejection", "Fault", "FaultKind", "Faults"]
+
+DEFAULT_REJECTION_DETAIL = "This event was rejected by the sandbox's reject-events fault."
 
 
 class FaultKind(StrEnum):
@@ -36,6 +43,60 @@ class Fault:
     kind: FaultKind
     status: int = 0
     retry_after: int = 0
+
+
+@dataclass(frozen=True)
+class EventRejection:
+    """Refuse events matching every given criterion (at least one is given).
+
+    ``property_name`` alone matches events having that property; with ``property_value``
+    only those where it equals the value.
+    """
+
+    metric: str | None = None
+    property_name: str | None = None
+    property_value: Any = None
+    unique_id: str | None = None
+    detail: str = DEFAULT_REJECTION_DETAIL
+
+    def __post_init__(self) -> None:
+        if self.metric is None and self.property_name is None and self.unique_id is None:
+            raise ValueError("reject_events needs a metric, a property or a unique_id")
+        if self.property_value is not None and self.property_name is None:
+            raise ValueError("a property value needs a property name")
+
+    def pointer(self, attributes: Mapping[str, Any], metric: str | None) -> str | None:
+        """Where in the event (relative to its resource object) the match is, or None."""
+        if self.metric is not None and metric != self.metric:
+            return None
+        if self.unique_id is not None and attributes.get("unique_id") != self.unique_id:
+            return None
+        if self.property_name is not None:
+            properties = attributes.get("properties")
+            if not isinstance(properties, Mapping) or self.property_name not in properties:
+                return None
+            wanted = self.property_value
+            if wanted is not None and properties[self.property_name] != wanted:
+                return None
+            return f"/attributes/properties/{_escape(self.property_name)}"
+        if self.unique_id is not None:
+            return "/attributes/unique_id"
+        return "/attributes/metric/data/attributes/name"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON view for the admin API and the page."""
+        view = {
+            "metric": self.metric,
+            "property": self.property_name,
+            "value": self.property_value,
+            "unique_id": self.unique_id,
+        }
+        return {**{k: v for k, v in view.items() if v is not None}, "detail": self.detail}
+
+
+def _escape(token: str) -> str:
+    """A JSON pointer reference token (RFC 6901)."""
+    return token.replace("~", "~0").replace("/", "~1")
 
 
 @dataclass
@@ -81,6 +142,7 @@ class Faults:
         self._ratio = 0.0
         self._ratio_status = 503
         self._rng = random.Random(0)  # noqa: S311 -- fault injection, not security
+        self.rejections: list[EventRejection] = []
 
     def fail_next(self, count: int | None = 1, status: int = 503) -> None:
         """The next ``count`` requests fail with ``status`` (a 5xx, JSON:API body)."""
@@ -113,6 +175,20 @@ class Faults:
             raise ValueError("retry_after must be >= 0")
         self._armed[FaultKind.THROTTLE] = _Armed(_count(count), retry_after=retry_after)
 
+    def reject_events(self, rejection: EventRejection) -> None:
+        """Refuse matching events (400 with a pointer to each) until ``clear()``."""
+        self.rejections.append(rejection)
+
+    def rejection(
+        self, attributes: Mapping[str, Any], metric: str | None
+    ) -> tuple[str, str] | None:
+        """(pointer inside the event, detail) of the first rule refusing an event, or None."""
+        for rule in self.rejections:
+            pointer = rule.pointer(attributes, metric)
+            if pointer is not None:
+                return pointer, rule.detail
+        return None
+
     def clear(self) -> None:
         """Disarm every fault and remove the latency."""
         self._reset()
@@ -137,6 +213,8 @@ class Faults:
         view: dict[str, Any] = {}
         if self.latency_seconds:
             view["latency_seconds"] = self.latency_seconds
+        if self.rejections:
+            view["reject_events"] = [rule.describe() for rule in self.rejections]
         if self._ratio:
             view["fail_ratio"] = {"ratio": self._ratio, "status": self._ratio_status}
         for kind, armed in self._armed.items():

@@ -14,7 +14,22 @@ from consumer.sandbox.ratelimit import FixedWindowLimiter
 from consumer.sandbox.stats import StatsRecorder
 from consumer.sandbox.store import EventStore
 
-__all__ = ["SandboxOptions", "SandboxState", "default_rate_limits"]
+__all__ = ["COMPATIBLE_REVISIONS", "SandboxOptions", "SandboxState", "default_rate_limits"]
+
+COMPATIBLE_REVISIONS: tuple[str, ...] = tuple(sorted({"2026-04-15", REVISION, "2026-10-15"}))
+"""The ``revision`` values the vendored contract describes for the operations we serve.
+
+- ``2026-04-15``: the first with ``backfill`` on events; the bulk ``unique_id`` rule,
+  the 400-property limit and the subscription ``relationships.list`` match the vendored spec
+  (its event times start at the year 2000, not 1990: no order of ours is that old).
+- the vendored revision (``2026-07-15``).
+- ``2026-10-15``: the GA revision the official Python SDK (klaviyo-api 25) pins; Klaviyo
+  serves it and its spec was not published when we vendored, so these four operations are
+  taken as unchanged (Klaviyo keeps request shapes within a revision line).
+
+Older revisions lack ``backfill`` (and differ in limits), so a request valid here could be
+refused there: the sandbox answers them 400 on the ``revision`` parameter.
+"""
 
 
 def default_rate_limits() -> dict[str, RateLimit]:
@@ -33,15 +48,15 @@ class SandboxOptions:
     Attributes:
         rate_limits: per operation id; missing ones use the spec's values.
         revisions: ``revision`` header values accepted (None: any well-formed one). The
-            default accepts only the vendored revision, so a misconfigured client fails in
-            tests rather than against a Klaviyo revision the sandbox does not model.
+            default accepts the ``COMPATIBLE_REVISIONS`` only, so a misconfigured client fails
+            in tests rather than against a Klaviyo revision the sandbox does not model.
         strict_fields: reject attributes the schemas do not declare, as Klaviyo does.
         clock: monotonic seconds, for rate-limit windows (tests inject a manual clock).
         wall_clock: aware "now", for received times and time-relative rules.
     """
 
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
-    revisions: Collection[str] | None = (REVISION,)
+    revisions: Collection[str] | None = COMPATIBLE_REVISIONS
     strict_fields: bool = True
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = _utc_now

@@ -25,6 +25,7 @@ from consumer.integrations import (
     parse_api_key,
     verify_api_key,
 )
+from consumer.klaviyo import GET_ACCOUNTS, RateLimit
 from consumer.sandbox import Sandbox
 from consumer.settings import KafkaSettings, KlaviyoSettings, TopicSettings
 from tests.helpers.kafka import drain
@@ -320,3 +321,28 @@ async def test_cli_new_merchant_without_key_is_refused(run_cli: CliRunner) -> No
     result = await run_cli("integrations", "set", "nobody", "--no-verify")
     assert result.code == 1
     assert "--api-key-file" in result.err
+
+
+async def test_cli_set_and_verify_leave_no_4xx_in_the_merchants_klaviyo_log(
+    sandbox: Sandbox, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """A valid key checked by set (new key), set (stored key) and verify: only 2xx answers."""
+    key = new_key()
+    sandbox.add_account("shop-quiet", key)
+    # Klaviyo allows GET /api/accounts once a second per account; three checks in well under
+    # a second would meet that 429 (as an operator would), which is not what this is about.
+    sandbox.set_rate_limit(GET_ACCOUNTS, RateLimit(10, 60))
+    first = await run_cli(
+        "integrations", "set", "shop-quiet", "--api-key-file", str(key_file(tmp_path, key))
+    )
+    assert first.code == 0, first.err
+    again = await run_cli("integrations", "set", "shop-quiet", "--order-tracking")
+    assert again.code == 0, again.err
+    verified = await run_cli("integrations", "verify", "shop-quiet")
+    assert verified.code == 0, verified.err
+    stats = sandbox.stats
+    assert stats.count(account_id="shop-quiet") == 9  # three checks of three probes
+    assert (
+        stats.count(200, account_id="shop-quiet") + stats.count(202, account_id="shop-quiet") == 9
+    )
+    assert sandbox.unique_event_count("shop-quiet") == 0

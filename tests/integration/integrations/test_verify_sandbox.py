@@ -99,3 +99,21 @@ async def test_verify_outage_is_inconclusive(
     sandbox.faults("acct-down").fail_next(count=None, status=503)
     result = await verify_api_key(SecretStr("pk_downKey0000000000001"), klaviyo_settings)
     assert result.status is KeyStatus.INCONCLUSIVE
+
+
+async def test_verify_valid_key_leaves_no_error_in_the_account_log(
+    sandbox: Sandbox, klaviyo_settings: KlaviyoSettings
+) -> None:
+    """The write probes are valid, empty jobs: 202, nothing stored, no 4xx for the merchant."""
+    sandbox.add_account("acct-quiet", "pk_quietKey000000000001", scopes=ALL_SCOPES)
+    result = await verify_api_key(SecretStr("pk_quietKey000000000001"), klaviyo_settings)
+    assert result.status is KeyStatus.VALID
+    assert [(p.capability, p.http_status) for p in result.probes] == [
+        (Capability.ACCOUNT_READ, 200),
+        (Capability.EVENTS_WRITE, 202),
+        (Capability.SUBSCRIPTIONS_WRITE, 202),
+    ]
+    stats = sandbox.stats
+    assert all(stats.count(status, account_id="acct-quiet") == 0 for status in range(400, 500))
+    assert sandbox.unique_event_count("acct-quiet") == 0
+    assert sandbox.subscriptions("acct-quiet") == []

@@ -146,3 +146,32 @@ def test_drain_empties_a_lane_only() -> None:
     b.add(factories.subscription(0), "s", now=0.0)
     assert [p.token for p in b.drain(EVENTS)] == ["e"]
     assert list(b.lanes()) == [SUBSCRIPTIONS]
+
+
+def test_live_operations_go_before_queued_history_in_order() -> None:
+    """Backfilled events wait behind live ones of their lane; each kind keeps its order."""
+    b = batcher(batch_max_events=4)
+    for n in range(5):
+        b.add(factories.event(n, backfill=True), f"history-{n}", now=0.0)
+    b.add(factories.event(10), "live-10", now=1.0)
+    b.add(factories.event(5, backfill=True), "history-5", now=1.0)
+    b.add(factories.event(11), "live-11", now=2.0)
+    cuts = [b.cut(EVENTS) for _ in range(2)]
+    assert [[p.token for p in c.items] for c in cuts if c] == [
+        ["live-10", "live-11", "history-0", "history-1"],
+        ["history-2", "history-3", "history-4", "history-5"],
+    ]
+    b.add(factories.event(6, backfill=True), "history-6", now=3.0)
+    b.add(factories.event(12), "live-12", now=3.0)
+    cut = b.cut(EVENTS)
+    assert cut is not None
+    assert [p.token for p in cut.items] == ["live-12", "history-6"]
+
+
+def test_historical_subscriptions_wait_behind_live_ones() -> None:
+    b = batcher()
+    b.add(factories.subscription(0, historical_import=True), "history", now=0.0)
+    b.add(factories.subscription(1), "live", now=0.0)
+    cut = b.cut(SUBSCRIPTIONS)
+    assert cut is not None
+    assert [p.token for p in cut.items] == ["live"]  # one request per import flag
