@@ -20,6 +20,7 @@ from consumer.settings import Settings
 
 __all__ = [
     "Framing",
+    "encoder",
     "ensure_input_topics",
     "example_records",
     "publish",
@@ -101,7 +102,7 @@ def publish(
         for record in records:
             target = encoders.get(record.subject)
             if target is None:
-                target = encoders[record.subject] = _encoder(
+                target = encoders[record.subject] = encoder(
                     settings, record.subject, framing, catalog
                 )
             topic, encode = target
@@ -113,7 +114,7 @@ def publish(
     return count
 
 
-def _encoder(
+def encoder(
     settings: Settings, subject: Subject, framing: Framing, catalog: SchemaCatalog
 ) -> tuple[str, Callable[[dict[str, Any]], bytes]]:
     """The topic of ``subject`` and an encoder of its values (schema resolved once)."""
