@@ -7,12 +7,14 @@ same consumer facade and decoders the derive stage uses, and prints one JSON lin
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from typing import Any
 
 import orjson
 
+from bench.stack import ROOT
 from consumer.decode import RecordDecoder, SchemaCatalog
 from consumer.kafka import CatchUp, KafkaConsumer, TopicPartition, partition_count
 from consumer.settings import Settings
@@ -52,10 +54,6 @@ def read_all(bootstrap: str, topics: dict[str, str], decode: bool) -> dict[str, 
 
 def measure_ceiling(bootstrap: str, topics: dict[str, str], decode: bool) -> dict[str, Any]:
     """Run ``read_all`` in a fresh interpreter; its result."""
-    import subprocess
-
-    from bench.stack import ROOT
-
     argv = [sys.executable, "-m", "bench.ceiling", bootstrap, orjson.dumps(topics).decode()]
     if decode:
         argv.append("--decode")

@@ -8,9 +8,8 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from consumer.klaviyo.contract import BULK_CREATE_EVENTS
-
 from bench.stack import BenchStack, GroupProgress, JobTopics, follow
+from consumer.klaviyo.contract import BULK_CREATE_EVENTS
 
 __all__ = ["UNLIMITED", "request_sizes", "run_deliver"]
 

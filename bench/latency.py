@@ -8,11 +8,10 @@ import threading
 import time
 from typing import Any
 
-from consumer.devstack.publish import ensure_input_topics
-from consumer.devstack.traffic import InputRecord
-
 from bench.stack import PARTITIONS, BenchStack
 from bench.workload import publish_paced
+from consumer.devstack.publish import ensure_input_topics
+from consumer.devstack.traffic import InputRecord
 
 __all__ = ["run_latency"]
 
@@ -71,6 +70,8 @@ async def run_latency(
 
 def _arrived(stack: BenchStack, sent: dict[tuple[str, str], float]) -> bool:
     have = {
-        (e.account_id, e.unique_id) for m in stack.merchants for e in stack.sandbox.events(m.merchant_id)
+        (e.account_id, e.unique_id)
+        for m in stack.merchants
+        for e in stack.sandbox.events(m.merchant_id)
     }
     return all(key in have for key in sent)

@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 
-from consumer.kafka import TopicSpec, ensure_topics
-from consumer.settings import Settings
-
 from bench.stack import INPUTS, PARTITIONS, ROOT, BenchStack, Child, GroupProgress, follow
 from bench.workload import Input
+from consumer.kafka import TopicSpec, ensure_topics
+from consumer.settings import Settings
 
 __all__ = ["prepare_peer", "run_peer"]
 
@@ -41,9 +40,7 @@ async def run_peer(stack: BenchStack, data: Input, name: str) -> dict[str, Any]:
     topics = stack.job("quix", data.topics.inputs)
     names = topics.names()
     settings = Settings(kafka={"bootstrap_servers": stack.bootstrap_servers})
-    await asyncio.to_thread(
-        ensure_topics, settings.kafka, [TopicSpec(names["outbox"], PARTITIONS)]
-    )
+    await asyncio.to_thread(ensure_topics, settings.kafka, [TopicSpec(names["outbox"], PARTITIONS)])
     group = f"{topics.prefix}-quix"
     progress = await asyncio.to_thread(
         GroupProgress, stack.bootstrap_servers, group, [names[i] for i in INPUTS]

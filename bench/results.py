@@ -1,4 +1,4 @@
-"""Figures (median, min–max of the repeats), machine facts, targets; written as JSON and
+"""Figures (median, min to max of the repeats), machine facts, targets; written as JSON and
 Markdown to ``bench/results/<date>-<commit>.{json,md}``."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import orjson
 import psutil
 
@@ -93,8 +94,6 @@ def machine_facts() -> dict[str, Any]:
             ),
             "",
         )
-    import confluent_kafka
-
     return {
         "cpu_model": model,
         "cpu_count": os.cpu_count(),
@@ -136,14 +135,13 @@ def write_results(
         "profile": profile,
         "parameters": parameters,
         "machine": {
-            **machine_before,
+            **{k: v for k, v in machine_before.items() if k != "load_average"},
             "load_average_before": machine_before["load_average"],
             "load_average_after": list(os.getloadavg()),
         },
         "figures": summary,
         "targets": targets,
     }
-    del document["machine"]["load_average"]  # type: ignore[attr-defined]
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{now:%Y-%m-%d}-{commit}{'-dirty' if dirty else ''}"
     if profile != "full":
@@ -181,14 +179,14 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         "Parameters: "
         + ", ".join(f"{k} {v}" for k, v in document["parameters"].items())
-        + ". Each figure: median (min–max) of the interleaved repeats; ratios per repeat.",
+        + ". Each figure: median (min to max) of the interleaved repeats; ratios per repeat.",
         "",
-        "| figure | median | min–max | repeats |",
+        "| figure | median | min to max | repeats |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, fig in document["figures"].items():
         lines.append(
-            f"| {name} | {_number(fig['median'])} | {_number(fig['min'])}–{_number(fig['max'])} "
+            f"| {name} | {_number(fig['median'])} | {_number(fig['min'])} to {_number(fig['max'])} "
             f"| {fig['repeats']} |"
         )
     lines += ["", "| target | median | met |", "| --- | ---: | --- |"]

@@ -17,9 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from consumer.devstack import KafkaBroker
-from consumer.sandbox import Sandbox
-
 from bench.ceiling import measure_ceiling
 from bench.deliver import run_deliver
 from bench.derive import run_derive
@@ -30,6 +27,8 @@ from bench.results import Figures, machine_facts, write_results
 from bench.stack import INPUTS, ROOT, BenchStack
 from bench.state import run_state, state_figures, write_changelog
 from bench.workload import dev_produce_rate, generate, publish_input
+from consumer.devstack import KafkaBroker
+from consumer.sandbox import Sandbox
 
 __all__ = ["PROFILES", "Profile", "main"]
 
@@ -48,7 +47,9 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(records=200_000, merchants=20, repeats=3, shipments=1_000_000, latency_seconds=30),
+    "full": Profile(
+        records=200_000, merchants=20, repeats=3, shipments=1_000_000, latency_seconds=30
+    ),
     "quick": Profile(records=12_000, merchants=20, repeats=3, shipments=30_000, latency_seconds=5),
     "tiny": Profile(records=1_500, merchants=20, repeats=1, shipments=1_000, latency_seconds=2),
 }

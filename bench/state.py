@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.stack import INPUTS, PARTITIONS, BenchStack, GroupProgress, JobTopics, follow
 from consumer.derive import DeriveConfig, derive_order
 from consumer.devstack.publish import ensure_input_topics, publish
 from consumer.devstack.stack import merchant_settings
@@ -22,8 +23,6 @@ from consumer.kafka import Producer
 from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import DeriveSettings
 from consumer.state.shipments import OrderState, encode_order_state
-
-from bench.stack import INPUTS, PARTITIONS, BenchStack, GroupProgress, JobTopics, follow
 
 __all__ = ["Changelog", "run_state", "write_changelog"]
 

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.stack import ENV_PREFIX, PARTITIONS, ROOT, BenchStack, JobTopics
 from consumer.decode import SchemaCatalog
 from consumer.devstack.publish import encoder, ensure_input_topics, publish
 from consumer.devstack.traffic import InputRecord, Subject, sample_traffic
 from consumer.kafka import Producer
 from consumer.settings import Settings
-
-from bench.stack import ENV_PREFIX, PARTITIONS, ROOT, BenchStack, JobTopics
 
 __all__ = ["Input", "dev_produce_rate", "generate", "publish_input", "publish_paced"]
 
@@ -97,7 +96,9 @@ def publish_paced(
                 break
             for record in traffic[start : start + per_tick]:
                 if record.subject not in encoders:
-                    encoders[record.subject] = encoder(settings, record.subject, "single-object", catalog)
+                    encoders[record.subject] = encoder(
+                        settings, record.subject, "single-object", catalog
+                    )
                 topic, encode = encoders[record.subject]
                 producer.produce(topic, record.key.encode(), encode(record.value))
                 on_sent(record, time.time())

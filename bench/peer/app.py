@@ -72,7 +72,9 @@ def build(config: dict[str, Any]) -> Application:
         rocksdb_options=RocksDBOptions(dumps=_raw, loads=lambda v: v),
         loglevel="WARNING",
     )
-    outbox = app.topic(config["outbox"], key_serializer="bytes", value_serializer=_PayloadSerializer())
+    outbox = app.topic(
+        config["outbox"], key_serializer="bytes", value_serializer=_PayloadSerializer()
+    )
 
     def decoder_for(subject: str) -> Callable[[bytes], dict[str, Any]]:
         return RecordDecoder(catalog, subject, 1_000_000).decode
