@@ -100,6 +100,8 @@ class DeliverStage:
                 messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
                 for message in messages:
                     self._submit(message)
+                # A full batch (or a paused partition) means more input is waiting.
+                self._sink.set_backlog(len(messages) >= _BATCH or bool(self._paused))
                 await self._maybe_commit()
                 await asyncio.to_thread(self._apply_backpressure)
                 self._report_metrics()
