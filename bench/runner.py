@@ -50,7 +50,7 @@ PROFILES = {
     "full": Profile(
         records=200_000, merchants=20, repeats=3, shipments=1_000_000, latency_seconds=30
     ),
-    "quick": Profile(records=12_000, merchants=20, repeats=3, shipments=30_000, latency_seconds=5),
+    "quick": Profile(records=10_000, merchants=20, repeats=2, shipments=30_000, latency_seconds=5),
     "tiny": Profile(records=1_500, merchants=20, repeats=1, shipments=1_000, latency_seconds=2),
 }
 
