@@ -44,6 +44,7 @@ class Profile:
     repeats: int
     shipments: int
     latency_seconds: float
+    produce_records: int  # dev produce: enough that its worker start-up does not dominate
 
 
 PROFILES = {
@@ -67,7 +68,7 @@ async def run(profile: Profile, stack: BenchStack) -> Figures:
     empty = await asyncio.to_thread(write_changelog, stack, 0)
     names = data.topics.names()
     inputs = {i: names[i] for i in INPUTS}
-    orders = max(1, round(profile.records / 4.4 / profile.merchants))
+    orders = max(1, round(profile.produce_records / 4.4 / profile.merchants))
     for r in range(profile.repeats):
         log.info("repeat %d of %d", r + 1, profile.repeats)
         figures.add("produce", await asyncio.to_thread(dev_produce_rate, stack, orders))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -102,9 +103,7 @@ class BenchStack:
         settings = self.settings(self.job("onboard"))
         onboard(settings, self.sandbox, self.merchants)
 
-    def service(
-        self, name: str, stage: str, overrides: Mapping[str, Any], extra_env: Mapping[str, str] = {}
-    ) -> Child:
+    def service(self, name: str, stage: str, overrides: Mapping[str, Any]) -> Child:
         """``klaviyo-consumer run --stage STAGE`` with ``overrides``, started."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
@@ -113,7 +112,6 @@ class BenchStack:
                 text = orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
                 env[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = text
         env[f"{ENV_PREFIX}HTTP__PORT"] = str(port)
-        env.update(extra_env)
         argv = [sys.executable, "-m", "consumer.cli.main", "run", "--stage", stage]
         argv += ["--instance-id", name, "--shutdown-seconds", "10"]
         return Child.start(argv, env, self.log_dir / f"{name}.log", f"http://127.0.0.1:{port}")
@@ -123,7 +121,7 @@ class BenchStack:
 class Child:
     """A child process: its resource use, readiness and a clean stop."""
 
-    process: Any
+    process: subprocess.Popen[bytes]
     ps: psutil.Process
     log: Path
     url: str | None
@@ -188,7 +186,7 @@ class Child:
         self.process.terminate()
         try:
             self.process.wait(timeout=timeout)
-        except Exception:  # noqa: BLE001 -- subprocess.TimeoutExpired; kill it then
+        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=timeout)
 

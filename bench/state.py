@@ -9,7 +9,6 @@ first new record is processed.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import DeriveSettings
 from consumer.state.shipments import OrderState, encode_order_state
 
-__all__ = ["Changelog", "run_state", "write_changelog"]
+__all__ = ["Changelog", "run_state", "state_figures", "write_changelog"]
 
 _PROBE_ORDERS = 10  # per merchant of the first two: a few new records to process
 
@@ -40,7 +39,7 @@ class Changelog:
 def _template(stack: BenchStack) -> tuple[bytes, bytes]:
     """A live, in-transit order state from the real derivation, encoded; and its order id."""
     merchant = stack.merchants[0]
-    records = [r for r in sample_traffic([merchant.merchant_id], 2, datetime.now(UTC))]
+    records = sample_traffic([merchant.merchant_id], 2, datetime.now(UTC))
     delayed = [r for r in records if r.subject == "orders" and r.key.endswith("-ord-1")][:2]
     state: OrderState | None = None
     config = DeriveConfig.from_settings(DeriveSettings())
@@ -98,7 +97,7 @@ async def run_state(stack: BenchStack, changelog: Changelog, name: str) -> dict[
         with child.running():
             ready = await child.wait_ready(timeout=600)
             seen = await follow(progress, child, total, interval=0.05)
-            await asyncio.sleep(0.5)  # let the allocator settle before reading RSS
+            await asyncio.sleep(0.5)  # measurement, not synchronisation: let RSS settle
             rss = child.rss()
     finally:
         await asyncio.to_thread(progress.close)
@@ -108,7 +107,6 @@ async def run_state(stack: BenchStack, changelog: Changelog, name: str) -> dict[
         "ready_s": ready,
         "first_record_s": first - child.started,
         "rss_bytes": rss,
-        "checked_at": time.time(),
     }
 
 
