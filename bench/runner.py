@@ -26,7 +26,7 @@ from bench.quix import prepare_peer, run_peer
 from bench.results import Figures, machine_facts, write_results
 from bench.stack import INPUTS, ROOT, BenchStack
 from bench.state import run_state, state_figures, write_changelog
-from bench.workload import dev_produce_rate, generate, publish_input
+from bench.workload import dev_produce_rate, generate, orders_for, publish_input
 from consumer.devstack import KafkaBroker
 from consumer.sandbox import Sandbox
 
@@ -48,11 +48,9 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(
-        records=200_000, merchants=20, repeats=3, shipments=1_000_000, latency_seconds=30
-    ),
-    "quick": Profile(records=10_000, merchants=20, repeats=2, shipments=30_000, latency_seconds=5),
-    "tiny": Profile(records=1_500, merchants=20, repeats=1, shipments=1_000, latency_seconds=2),
+    "full": Profile(200_000, 20, 3, 1_000_000, latency_seconds=30, produce_records=200_000),
+    "quick": Profile(10_000, 20, 2, 30_000, latency_seconds=5, produce_records=60_000),
+    "tiny": Profile(1_500, 20, 1, 1_000, latency_seconds=2, produce_records=1_500),
 }
 
 
@@ -68,7 +66,7 @@ async def run(profile: Profile, stack: BenchStack) -> Figures:
     empty = await asyncio.to_thread(write_changelog, stack, 0)
     names = data.topics.names()
     inputs = {i: names[i] for i in INPUTS}
-    orders = max(1, round(profile.produce_records / 4.4 / profile.merchants))
+    orders = orders_for(profile.produce_records, profile.merchants)
     for r in range(profile.repeats):
         log.info("repeat %d of %d", r + 1, profile.repeats)
         figures.add("produce", await asyncio.to_thread(dev_produce_rate, stack, orders))

@@ -20,7 +20,14 @@ from consumer.devstack.traffic import InputRecord, Subject, sample_traffic
 from consumer.kafka import Producer
 from consumer.settings import Settings
 
-__all__ = ["Input", "dev_produce_rate", "generate", "publish_input", "publish_paced"]
+__all__ = [
+    "Input",
+    "dev_produce_rate",
+    "generate",
+    "orders_for",
+    "publish_input",
+    "publish_paced",
+]
 
 # sample_traffic yields about this many records per order (scenario steps, returns, storefront).
 _RECORDS_PER_ORDER = 4.4
@@ -34,10 +41,14 @@ class Input:
     records: int
 
 
+def orders_for(records: int, merchants: int) -> int:
+    """Orders per merchant for about ``records`` records of the mix."""
+    return max(1, math.ceil(records / _RECORDS_PER_ORDER / merchants))
+
+
 def generate(merchants: list[str], records: int, now: datetime | None = None) -> list[InputRecord]:
     """At least ``records`` records of the realistic mix, spread over ``merchants``."""
-    orders = max(1, math.ceil(records / _RECORDS_PER_ORDER / len(merchants)))
-    return sample_traffic(merchants, orders, now or datetime.now(UTC))
+    return sample_traffic(merchants, orders_for(records, len(merchants)), now or datetime.now(UTC))
 
 
 def publish_input(stack: BenchStack, traffic: list[InputRecord]) -> Input:
