@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # sample_traffic yields about this many records per order (scenario steps, returns, storefront).
-_RECORDS_PER_ORDER = 4.4
+_RECORDS_PER_ORDER = 4.35
 
 
 @dataclass(frozen=True)
