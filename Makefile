@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 BIN := .venv/bin
 
-.PHONY: install tools helm-docs lint test test-unit test-integration run bench clean
+.PHONY: install tools helm-docs lint test test-unit test-integration run bench bench-quick clean
 
 install: .venv/.installed
 
@@ -50,8 +50,14 @@ run: install
 	$(BIN)/klaviyo-consumer dev fetch-broker
 	$(BIN)/klaviyo-consumer dev up
 
+# Figures to bench/results/<date>-<commit>.{json,md}; see docs/performance.md.
 bench: install
-	@echo "benchmarks arrive with the benchmarks issue" >&2
+	$(BIN)/klaviyo-consumer dev fetch-broker
+	UV=$(UV) $(PY) -m bench --profile full
+
+bench-quick: install
+	$(BIN)/klaviyo-consumer dev fetch-broker
+	UV=$(UV) $(PY) -m bench --profile quick
 
 clean:
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

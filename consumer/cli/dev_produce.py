@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from consumer.decode import SchemaCatalog
-from consumer.devstack.publish import ensure_input_topics, example_records, publish
+from consumer.devstack.publish import (
+    ensure_input_topics,
+    example_records,
+    publish,
+    publish_sample_traffic,
+)
 from consumer.devstack.registry import DEFAULT_REGISTRY_URL
-from consumer.devstack.traffic import sample_traffic
 from consumer.settings import load_settings
 
 __all__ = ["register_action"]
@@ -39,6 +44,12 @@ def register_action(actions: Any) -> None:
     )
     parser.add_argument("--orders", type=int, default=20, help="Orders per sample merchant.")
     parser.add_argument("--partitions", type=int, default=3, help="Partitions of missing topics.")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Processes generating and publishing sample traffic (one per core).",
+    )
     parser.set_defaults(handler=_produce)
 
 
@@ -52,13 +63,16 @@ def _produce(args: argparse.Namespace) -> int:
         settings = load_settings(schema_registry={"url": DEFAULT_REGISTRY_URL})
     catalog = SchemaCatalog()
     created = ensure_input_topics(settings, args.partitions)
-    if args.sample_merchants:
-        merchants = [f"merchant-{i}" for i in range(1, args.sample_merchants + 1)]
-        records = sample_traffic(merchants, args.orders, datetime.now(UTC))
-    else:
-        records = example_records(catalog.root / "examples", catalog)
+    started = time.monotonic()
     try:
-        count = publish(settings, records, args.framing, catalog)
+        if args.sample_merchants:
+            merchants = [f"merchant-{i}" for i in range(1, args.sample_merchants + 1)]
+            count = publish_sample_traffic(
+                settings, merchants, args.orders, datetime.now(UTC), args.framing, args.workers
+            )
+        else:
+            records = example_records(catalog.root / "examples", catalog)
+            count = publish(settings, records, args.framing, catalog)
     except OSError as exc:  # urllib's URLError is one: the registry did not answer
         print(
             f"klaviyo-consumer: schema registry {settings.schema_registry.url} unreachable "
@@ -66,11 +80,12 @@ def _produce(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    seconds = time.monotonic() - started
     if created:
         print(f"created topics: {', '.join(created)}")
     registry = f", schemas in {settings.schema_registry.url}" if args.framing == "confluent" else ""
     print(
         f"published {count} records to {settings.kafka.bootstrap_servers} "
-        f"({args.framing}{registry})"
+        f"({args.framing}{registry}) in {seconds:.2f} s ({count / max(seconds, 1e-9):,.0f} rec/s)"
     )
     return 0

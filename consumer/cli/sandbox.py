@@ -59,6 +59,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="Accept any well-formed revision header, not only the vendored one.",
     )
+    parser.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="Never throttle (benchmarks of the sender); responses keep their RateLimit-* headers.",
+    )
     parser.add_argument("--access-log", action="store_true", help="Log every request.")
     parser.set_defaults(handler=_run)
 
@@ -73,12 +78,16 @@ async def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     options: dict[str, Any] = {"revisions": None} if args.any_revision else {}
+    if args.no_rate_limits:
+        options["enforce_rate_limits"] = False
     async with Sandbox.run(args.host, args.port, access_log=args.access_log, **options) as sandbox:
         for account_id, key, scopes in args.account:
             sandbox.add_account(account_id, key, scopes)
             print(f"account {account_id}: key {redact(key)} scopes {' '.join(sorted(scopes))}")
         url = sandbox.url
         print(f"Klaviyo sandbox at {url}  (page: {url}/, admin: {url}/sandbox/)")
+        if args.no_rate_limits:
+            print("rate limits lifted: no request is throttled")
         print("Ctrl-C to stop.", flush=True)
         await stop.wait()
     return 0

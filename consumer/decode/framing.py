@@ -66,9 +66,14 @@ def _body(schema: Any, record: Any) -> bytes:
     return out.getvalue()
 
 
-def encode_single_object(schema: Any, record: Any) -> bytes:
-    """Encode ``record`` with a parsed writer schema in single-object encoding."""
-    return SINGLE_OBJECT_MAGIC + canonical_fingerprint(schema) + _body(schema, record)
+def encode_single_object(schema: Any, record: Any, fingerprint: bytes | None = None) -> bytes:
+    """Encode ``record`` with a parsed writer schema in single-object encoding.
+
+    ``fingerprint`` is the schema's (``SchemaVersion.fingerprint``); computing it costs far
+    more than encoding a record, so bulk writers pass it.
+    """
+    prefix = fingerprint if fingerprint is not None else canonical_fingerprint(schema)
+    return SINGLE_OBJECT_MAGIC + prefix + _body(schema, record)
 
 
 def encode_confluent(schema_id: int, schema: Any, record: Any) -> bytes:

@@ -5,6 +5,20 @@ when its serialized body would pass ``batch_max_bytes``, or when its oldest oper
 waited ``linger_seconds``. The sender cuts a batch only when the rate limiter lets it send, so
 a throttled merchant's queue keeps filling and its next requests go out full.
 
+Linger counts from when the operation was queued or the lane last finished a request,
+whichever is later. Under a backlog every queued operation is older than the linger, so
+counting from enqueue alone would send whatever trickled in during the previous request,
+and the in-flight bound (which caps what is queued) keeps that trickle small: requests went
+out with about 600 of 1,000 events. Waiting up to one linger after each request lets the
+lane fill while the consumer refills it; at low load nothing waits longer than one linger
+plus the request in flight.
+
+Under a backlog (the caller says so: more input is waiting than it has read) the linger is
+``BACKLOG_LINGER_FACTOR`` times longer: an operation is already late, full requests are what
+drains the backlog soonest, and a merchant's share of the input may arrive slower than one
+request per linger. It stays bounded because the in-flight bound pauses input while lanes
+wait; a lane that waited it out sends what it has.
+
 Repeated keys. Klaviyo fails a whole bulk request that holds two events with the same
 (profile, metric, unique_id). An operation whose key matches one still queued or in flight is
 therefore not queued again: it is *coalesced* into that one and gets the same final outcome.
@@ -50,7 +64,9 @@ from consumer.klaviyo.limits import MAX_PROFILES_PER_SUBSCRIPTION_REQUEST
 from consumer.outbox.operations import EventOperation, Operation, SubscriptionOperation
 from consumer.settings import DeliverySettings
 
-__all__ = ["Batch", "Batcher", "Lane", "Pending", "endpoint_of"]
+__all__ = ["BACKLOG_LINGER_FACTOR", "Batch", "Batcher", "Lane", "Pending", "endpoint_of"]
+
+BACKLOG_LINGER_FACTOR = 10
 
 Lane = tuple[str, str]
 """(merchant id, endpoint operation id): the unit of queuing, pacing and parking."""
@@ -186,15 +202,31 @@ class Batcher:
         queue = self._queues.get(lane)
         return 0 if queue is None else len(queue.items)
 
-    def due_in(self, lane: Lane, now: float, *, flushing: bool = False) -> float | None:
-        """Seconds until ``lane`` has a batch to send (0.0 = now), None when it is empty."""
+    def due_in(
+        self,
+        lane: Lane,
+        now: float,
+        *,
+        flushing: bool = False,
+        idle_since: float | None = None,
+        backlog: bool = False,
+    ) -> float | None:
+        """Seconds until ``lane`` has a batch to send (0.0 = now), None when it is empty.
+
+        ``idle_since``: when the lane finished its last request (None: it has sent none);
+        ``backlog``: more input is waiting upstream (linger ``BACKLOG_LINGER_FACTOR`` x longer).
+        """
         queue = self._queues.get(lane)
         if queue is None or not queue.items:
             return None
         limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
         if flushing or len(queue.items) >= limit or queue.bytes >= self._max_bytes:
             return 0.0
-        return max(0.0, queue.items[0].enqueued_at + self._linger - now)
+        started = queue.items[0].enqueued_at
+        if idle_since is not None:
+            started = max(started, idle_since)
+        linger = self._linger * (BACKLOG_LINGER_FACTOR if backlog else 1)
+        return max(0.0, started + linger - now)
 
     def cut(self, lane: Lane) -> Batch | None:
         """Take the next batch of ``lane`` (oldest first, within limits), or None if empty."""

@@ -86,6 +86,7 @@ class _LaneTask:
     wakeup: asyncio.Event
     work: deque[list[Pending]]  # the batch in hand (and its splits), until resolved
     task: asyncio.Task[None] | None = None
+    idle_since: float | None = None  # when its last request finished (linger counts from it)
 
 
 class Sink:
@@ -133,6 +134,7 @@ class Sink:
         self._flushing = 0
         self._closed = False
         self._pruned_at = time.monotonic()
+        self._backlog = False
         self.stats = DeliveryStats()
 
     # -- public API ----------------------------------------------------------------------
@@ -176,8 +178,20 @@ class Sink:
             self.stats.coalesced += 1
             return
         self._ensure_lane(lane)
-        if self._batcher.due_in(lane, time.monotonic()) == 0.0:
-            self._lanes[lane].wakeup.set()
+        state = self._lanes[lane]
+        due = self._batcher.due_in(
+            lane, time.monotonic(), idle_since=state.idle_since, backlog=self._backlog
+        )
+        if due == 0.0:
+            state.wakeup.set()
+
+    def set_backlog(self, backlog: bool) -> None:
+        """Tell whether more input waits upstream than has been submitted (lanes then wait
+        longer for full batches; see ``batcher``). When it clears, lanes re-plan at once."""
+        if self._backlog and not backlog:
+            for state in self._lanes.values():
+                state.wakeup.set()
+        self._backlog = backlog
 
     def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
         """Forget every operation whose token is ``revoked``; returns how many were dropped.
@@ -344,7 +358,13 @@ class Sink:
         """Cut and deliver the lane's batches until it is empty, then end."""
         try:
             while True:
-                due = self._batcher.due_in(lane, time.monotonic(), flushing=self._flushing > 0)
+                due = self._batcher.due_in(
+                    lane,
+                    time.monotonic(),
+                    flushing=self._flushing > 0,
+                    idle_since=state.idle_since,
+                    backlog=self._backlog,
+                )
                 if due is None:
                     return
                 if due > 0:
@@ -361,6 +381,7 @@ class Sink:
                 batch = self._batcher.cut(lane)
                 if batch is not None:
                     await self._deliver(batch, state)
+                    state.idle_since = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a boundary: a bug parks this lane, never loses outcomes

@@ -141,6 +141,8 @@ class DeliverStage:
                 self._lag.read(messages)
                 for message in messages:
                     self._submit(message)
+                # A full batch (or a paused partition) means more input is waiting.
+                self._sink.set_backlog(len(messages) >= _BATCH or bool(self._paused))
                 await self._maybe_commit()
                 await self._apply_backpressure()
                 self._report_metrics()

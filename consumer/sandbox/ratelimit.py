@@ -5,6 +5,10 @@ with two distinct windows: burst (1-second window) and steady (1-minute window)"
 non-429 response describes the steady window in ``RateLimit-*`` headers; a 429 carries only
 ``Retry-After`` (whole seconds). Windows are aligned to multiples of their length on the
 injected monotonic clock, so a test that controls the clock controls every decision.
+
+A limiter built with ``enforce=False`` counts nothing and refuses nothing (benchmarks measure
+the sender, not Klaviyo's budget); its answers still carry the ``RateLimit-*`` headers, with the
+whole steady budget remaining.
 """
 
 from __future__ import annotations
@@ -57,9 +61,12 @@ class _Windows:
 class FixedWindowLimiter:
     """Counts requests per (account, operation) in burst and steady fixed windows."""
 
-    def __init__(self, limits: Mapping[str, RateLimit], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, limits: Mapping[str, RateLimit], clock: Callable[[], float], *, enforce: bool = True
+    ) -> None:
         self._limits = dict(limits)
         self._clock = clock
+        self.enforce = enforce
         self._windows: dict[tuple[str, str], _Windows] = {}
 
     def limit(self, operation_id: str) -> RateLimit:
@@ -82,6 +89,14 @@ class FixedWindowLimiter:
         """
         limit = self._limits[operation_id]
         now = self._clock()
+        if not self.enforce:
+            steady_reset = STEADY_SECONDS - now % STEADY_SECONDS
+            return Decision(
+                allowed=True,
+                limit=limit.steady_per_minute,
+                remaining=limit.steady_per_minute,
+                reset=max(1, math.ceil(steady_reset)),
+            )
         windows = self._windows.setdefault((account_id, operation_id), _Windows())
         burst_start = math.floor(now / BURST_SECONDS) * BURST_SECONDS
         steady_start = math.floor(now / STEADY_SECONDS) * STEADY_SECONDS

@@ -51,6 +51,7 @@ class SandboxOptions:
             default accepts the ``COMPATIBLE_REVISIONS`` only, so a misconfigured client fails
             in tests rather than against a Klaviyo revision the sandbox does not model.
         strict_fields: reject attributes the schemas do not declare, as Klaviyo does.
+        enforce_rate_limits: False lifts every rate limit (for benchmarks of the sender).
         clock: monotonic seconds, for rate-limit windows (tests inject a manual clock).
         wall_clock: aware "now", for received times and time-relative rules.
     """
@@ -58,6 +59,7 @@ class SandboxOptions:
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     revisions: Collection[str] | None = COMPATIBLE_REVISIONS
     strict_fields: bool = True
+    enforce_rate_limits: bool = True
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = _utc_now
 
@@ -69,7 +71,9 @@ class SandboxState:
         self.options = options
         self.accounts = AccountRegistry()
         self.limiter = FixedWindowLimiter(
-            {**default_rate_limits(), **options.rate_limits}, options.clock
+            {**default_rate_limits(), **options.rate_limits},
+            options.clock,
+            enforce=options.enforce_rate_limits,
         )
         self.store = EventStore()
         self.stats = StatsRecorder()

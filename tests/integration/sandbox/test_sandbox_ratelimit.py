@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiohttp
+
 from consumer.klaviyo import RateLimit
 from consumer.sandbox import Sandbox
 from tests.unit.klaviyo import bodies
@@ -95,3 +97,17 @@ async def test_ratelimit_constructor_overrides_the_spec_default(clock: ManualClo
     sandbox = Sandbox(clock=clock, rate_limits={"create_event": RateLimit(1, 1)})
     assert sandbox.state.limiter.limit("create_event") == RateLimit(1, 1)
     assert sandbox.state.limiter.limit("bulk_create_events") == RateLimit(10, 150)
+
+
+async def test_ratelimit_lifted_serves_every_request_and_keeps_the_headers(
+    clock: ManualClock,
+) -> None:
+    async with (
+        Sandbox.run(clock=clock, enforce_rate_limits=False) as sandbox,
+        aiohttp.ClientSession() as session,
+    ):
+        sandbox.add_account(ACCOUNT, KEY)
+        replies = await burst(Client(session, sandbox), 200)  # 20x the burst limit, one second
+        assert {r.status for r in replies} == {202}
+        assert {r.headers["RateLimit-Remaining"] for r in replies} == {"150"}
+        assert sandbox.stats.throttled == 0

@@ -30,6 +30,25 @@ def test_due_in_is_none_when_empty_and_linger_until_full() -> None:
     assert b.due_in(EVENTS, 10.1, flushing=True) == 0.0
 
 
+def test_linger_counts_from_the_lanes_last_request_when_that_is_later() -> None:
+    b = batcher()
+    b.add(factories.event(0), "t0", now=10.0)  # queued while the previous request was out
+    assert b.due_in(EVENTS, 12.0) == 0.0
+    assert b.due_in(EVENTS, 12.0, idle_since=11.9) == pytest.approx(0.4)
+    assert b.due_in(EVENTS, 12.0, idle_since=9.0) == 0.0  # queued after: from enqueue
+
+
+def test_under_backlog_a_partial_batch_waits_longer_but_a_full_one_goes_at_once() -> None:
+    b = batcher(batch_max_events=3)
+    b.add(factories.event(0), "t0", now=10.0)
+    assert b.due_in(EVENTS, 10.6) == 0.0
+    assert b.due_in(EVENTS, 10.6, backlog=True) == pytest.approx(4.4)
+    assert b.due_in(EVENTS, 15.0, backlog=True) == 0.0  # bounded: waited out, send what is there
+    b.add(factories.event(1), "t1", now=10.7)
+    b.add(factories.event(2), "t2", now=10.8)
+    assert b.due_in(EVENTS, 10.8, backlog=True) == 0.0
+
+
 def test_cut_by_count_keeps_order_and_rest_queued() -> None:
     b = batcher(batch_max_events=3)
     for n in range(7):

@@ -1,0 +1,121 @@
+"""Tracking state at size: a derive stage starting on a changelog of N live shipments, next
+to one starting on an empty changelog, each with the same few new input records waiting.
+
+Figures are differences between the two, so start-up costs that do not depend on state
+cancel out: RSS per shipment, the extra time to ready (the restore), and how much later the
+first new record is processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.stack import INPUTS, PARTITIONS, BenchStack, GroupProgress, JobTopics, follow
+from consumer.derive import DeriveConfig, derive_order
+from consumer.devstack.publish import ensure_input_topics, publish
+from consumer.devstack.stack import merchant_settings
+from consumer.devstack.traffic import sample_traffic
+from consumer.kafka import Producer
+from consumer.runtime.topics import ensure_service_topics
+from consumer.settings import DeriveSettings
+from consumer.state.shipments import OrderState, encode_order_state
+
+__all__ = ["Changelog", "run_state", "state_figures", "write_changelog"]
+
+_PROBE_ORDERS = 10  # per merchant of the first two: a few new records to process
+
+
+@dataclass(frozen=True)
+class Changelog:
+    """A tracking-state changelog topic holding ``shipments`` live shipments."""
+
+    topics: JobTopics
+    shipments: int
+
+
+def _template(stack: BenchStack) -> tuple[bytes, bytes]:
+    """A live, in-transit order state from the real derivation, encoded; and its order id."""
+    merchant = stack.merchants[0]
+    records = sample_traffic([merchant.merchant_id], 2, datetime.now(UTC))
+    delayed = [r for r in records if r.subject == "orders" and r.key.endswith("-ord-1")][:2]
+    state: OrderState | None = None
+    config = DeriveConfig.from_settings(DeriveSettings())
+    for record in delayed:  # "delayed": placed, then in transit (no timer due for days)
+        result = derive_order(
+            record.value, merchant_settings(merchant), state, datetime.now(UTC), config
+        )
+        state = result.state or state
+    if state is None:
+        raise RuntimeError("the template order produced no state")
+    return encode_order_state(state), state.order_id.encode()
+
+
+def write_changelog(stack: BenchStack, shipments: int) -> Changelog:
+    """A changelog of ``shipments`` one-shipment orders, copies of a real state under new ids
+    of the template id's length (so any encoding stays valid)."""
+    topics = stack.job("state")
+    settings = stack.settings(topics)
+    ensure_input_topics(settings, PARTITIONS)
+    ensure_service_topics(settings)
+    template, order_id = _template(stack)
+    width = len(order_id)
+    producer = Producer(settings.kafka, extra={"linger.ms": 50, "batch.num.messages": 10_000})
+    try:
+        for n in range(shipments):
+            new_id = f"{n:0{width}d}".encode()
+            value = template.replace(order_id, new_id)
+            producer.produce(
+                settings.topics.tracking_state, new_id, value, partition=n % PARTITIONS
+            )
+        producer.flush(120)
+    finally:
+        producer.close()
+    return Changelog(topics, shipments)
+
+
+async def run_state(stack: BenchStack, changelog: Changelog, name: str) -> dict[str, Any]:
+    """Start derive on ``changelog`` with a few new input records waiting; its figures."""
+    topics = stack.job("state-run")
+    names = topics.names()
+    overrides = stack.overrides(
+        topics, topics={"tracking_state": changelog.topics.names()["tracking_state"]}
+    )
+    settings = stack.settings(topics)
+    await asyncio.to_thread(ensure_input_topics, settings, PARTITIONS)
+    merchants = [m.merchant_id for m in stack.merchants[:2]]
+    probes = sample_traffic(merchants, _PROBE_ORDERS, datetime.now(UTC), seed=11)
+    total = await asyncio.to_thread(publish, settings, probes)
+    group = f"{topics.prefix}-derive"
+    progress = await asyncio.to_thread(
+        GroupProgress, stack.bootstrap_servers, group, [names[i] for i in INPUTS]
+    )
+    try:
+        child = stack.service(name, "derive", overrides)
+        with child.running():
+            ready = await child.wait_ready(timeout=600)
+            seen = await follow(progress, child, total, interval=0.05)
+            await asyncio.sleep(0.5)  # measurement, not synchronisation: let RSS settle
+            rss = child.rss()
+    finally:
+        await asyncio.to_thread(progress.close)
+    first = next(t for t, committed, _ in seen.samples if committed > 0)
+    return {
+        "shipments": changelog.shipments,
+        "ready_s": ready,
+        "first_record_s": first - child.started,
+        "rss_bytes": rss,
+    }
+
+
+def state_figures(full: dict[str, Any], empty: dict[str, Any]) -> dict[str, float]:
+    """The per-shipment and restore figures from a run on state and one without."""
+    shipments = max(1, int(full["shipments"]))
+    return {
+        "rss_bytes_per_shipment": (full["rss_bytes"] - empty["rss_bytes"]) / shipments,
+        "restore_s": full["ready_s"] - empty["ready_s"],
+        "first_record_delay_s": full["first_record_s"] - empty["first_record_s"],
+        "ready_s": full["ready_s"],
+    }

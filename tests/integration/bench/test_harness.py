@@ -1,0 +1,68 @@
+"""The bench harness end to end on tiny input, so ``make bench`` cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.results import TARGETS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[3]
+FIGURES = {
+    "ceiling.consume_rec_per_s",
+    "ceiling.decode_rec_per_s",
+    "derive.rec_per_s",
+    "derive.ratio_to_consume",
+    "derive.ratio_to_decode",
+    "derive.ratio_to_peer",
+    "derive.cpu_percent",
+    "derive.peak_rss_mib",
+    "peer.rec_per_s",
+    "deliver.events_per_s",
+    "deliver.events_per_request",
+    "latency.p50_s",
+    "latency.p99_s",
+    "state.rss_bytes_per_shipment",
+    "state.restore_s",
+    "state.first_record_delay_s",
+    "produce.rec_per_s",
+}
+
+
+def test_bench_runs_end_to_end_on_tiny_input(bootstrap_servers: str, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "bench", "--profile", "tiny", "--records", "1500"]
+    argv += ["--bootstrap-servers", bootstrap_servers, "--out", str(tmp_path)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [json_path] = tmp_path.glob("*.json")
+    [md_path] = tmp_path.glob("*.md")
+    assert json_path.stem == md_path.stem
+    assert json_path.stem.endswith("-tiny")
+    document = orjson.loads(json_path.read_bytes())
+    assert document["profile"] == "tiny"
+    assert document["parameters"]["records"] == 1500
+    machine = document["machine"]
+    assert machine["cpu_count"] >= 1
+    assert len(machine["load_average_before"]) == len(machine["load_average_after"]) == 3
+    figures = document["figures"]
+    assert set(figures) >= FIGURES, FIGURES - set(figures)
+    for name in FIGURES - {"deliver.events_per_request"}:  # tiny: no request before a tail
+        figure = figures[name]
+        assert figure["repeats"] == len(figure["samples"]) == 1, name
+        assert figure["min"] <= figure["median"] <= figure["max"], name
+    assert figures["derive.rec_per_s"]["median"] > 0
+    assert figures["latency.probes"]["median"] > 0
+    assert figures["latency.lost_probes"]["median"] == 0
+    # Every record of the input was read by both ceilings.
+    assert figures["produce.records"]["median"] >= 1500
+    assert {t["figure"] for t in document["targets"]} <= {t.figure for t in TARGETS}
+    page = md_path.read_text()
+    assert "| figure | median | min to max | repeats |" in page
+    for name in FIGURES:
+        assert f"| {name} |" in page
