@@ -72,30 +72,45 @@ class _BaseProducer:
             RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
             KafkaError: the record was refused (too large, unknown partition, ...).
         """
-        deadline = time.monotonic() + self._queue_full_timeout
+        self._queue(topic, key, value, headers, partition, timestamp_ms, self._on_delivery)
+        self._producer.poll(0)
+
+    def _queue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        partition: int | None,
+        timestamp_ms: int | None,
+        on_delivery: Callable[[Any, Any], None] | None,
+    ) -> None:
+        deadline: float | None = None  # the clock is read only once the queue is full
         while True:
             try:
                 self._producer.produce(
                     topic,
-                    value=value,
-                    key=key,
-                    partition=-1 if partition is None else partition,
-                    on_delivery=self._on_delivery,
+                    value,
+                    key,
+                    -1 if partition is None else partition,
+                    on_delivery=on_delivery,
                     timestamp=timestamp_ms or 0,
                     headers=list(headers) if headers else None,
                 )
             except BufferError:
-                if time.monotonic() >= deadline:
+                moment = time.monotonic()
+                if deadline is None:
+                    deadline = moment + self._queue_full_timeout
+                elif moment >= deadline:
                     raise RetriableKafkaError(
                         f"produce to {topic}: local queue full for {self._queue_full_timeout} s"
                     ) from None
                 # Serving delivery reports is what frees room in the queue.
                 self._producer.poll(_QUEUE_FULL_WAIT_SECONDS)
-                continue
             except confluent_kafka.KafkaException as exc:
                 raise wrap(exc, f"produce to {topic}") from exc
-            break
-        self._producer.poll(0)
+            else:
+                return
 
     def flush(self, timeout: float = 30.0) -> None:
         """Return once every queued record is delivered.
@@ -183,6 +198,27 @@ class TransactionalProducer(_BaseProducer):
         self.transactional_id = transactional_id
         self._stuck: str | None = None
         """The transactional call that never returned, once one did not."""
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Queue one record of the open transaction (see ``Producer.produce``).
+
+        No delivery callback and no poll per record, the hot path of the derive stage: a
+        record that fails delivery puts the transaction in an abortable state, which
+        ``commit`` raises; its delivery report is served by the flush inside ``commit``.
+
+        Raises:
+            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
+            KafkaError: the record was refused (too large, unknown partition, ...).
+        """
+        self._queue(topic, key, value, headers, partition, timestamp_ms, None)
 
     def init_transactions(self, timeout: float = 60.0) -> None:
         """Register the transactional id (fencing older instances); call once, first."""
