@@ -162,4 +162,5 @@ def _derive(
     if not operations and not skips:
         # Nothing new and no shipments: the order is known and order_created was sent.
         skips.append(Skip(SkipReason.REPEATED_TRIGGER, order.order_id))
-    return checked(operations, now, skips=skips, state=None if current == state else current)
+    changed = None if current == state else replace(current, touched_at=now)
+    return checked(operations, now, skips=skips, state=changed)

@@ -77,6 +77,18 @@ class Metrics:
             "partitions_assigned", "Partitions this process owns.", ["stage"],
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.state_entries = Gauge(
+            "state_entries", "Orders in the tracking state, by changelog partition.",
+            ["partition"], namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.state_bytes = Gauge(
+            "state_bytes", "Encoded size of the tracking state, by changelog partition.",
+            ["partition"], namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.state_restoring = Gauge(
+            "state_restoring_partitions", "Partitions whose state is being restored.",
+            namespace=_NS, registry=r,
+        )  # fmt: skip
         self.consume_loop_last_turn = Gauge(
             "consume_loop_last_turn_timestamp_seconds", "When each consume loop last turned.",
             ["stage"], namespace=_NS, registry=r,

@@ -45,3 +45,23 @@ def test_store_drop_forgets_partition() -> None:
     store = make_store()
     store.drop([0])
     assert store.owned() == []
+
+
+def test_store_keeps_committed_values_encoded_and_counts_their_bytes() -> None:
+    decoded: list[bytes] = []
+
+    def decode(data: bytes) -> str:
+        decoded.append(data)
+        return data.decode()
+
+    store: StateStore[str] = StateStore(decode=decode, encode=str.encode)
+    store.restore(0, [(b"a", b"11"), (b"b", b"2"), (b"a", b"111")])
+    part = store.partition(0)
+    assert decoded == []  # a restore copies bytes, it does not decode
+    assert (len(part), part.committed_bytes) == (2, 4)
+    assert part.get("a") == "111" and decoded == [b"111"]
+    part.put("b", None)
+    part.put("c", "33")
+    store.commit()
+    assert (len(part), part.committed_bytes) == (2, 5)
+    assert sorted(part.keys()) == ["a", "c"]
