@@ -128,17 +128,6 @@ class StateStore(Generic[S]):
         """Own ``store`` as partition ``number`` (replacing any store it had)."""
         self._partitions[number] = store
 
-    def restore(self, number: int, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-        """Rebuild partition ``number`` from its changelog records; returns how many were read."""
-        store = self.empty()
-        count = 0
-        for key, value in records:
-            if key is not None:
-                store.restore(key.decode(), value)
-                count += 1
-        self.install(number, store)
-        return count
-
     def drop(self, numbers: Iterable[int]) -> None:
         """Forget partitions that were revoked or lost."""
         for number in numbers:
