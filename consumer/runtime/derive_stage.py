@@ -284,6 +284,8 @@ class DeriveStage:
         orders = self._topics.orders
         self._consumer.resume([TopicPartition(orders, p) for p in finished])
         self._timers.reindex(list(finished))
+        if not self._restore.restoring:
+            self._health.set_ready("derive", True)
         for partition, records in finished.items():
             log.info(
                 "partition restored",
@@ -326,7 +328,8 @@ class DeriveStage:
         self._consumer.assign(partitions)
         self._consumer.pause([TopicPartition(self._topics.orders, p) for p in restore])
         self._metrics.partitions_assigned.labels("derive").set(len(partitions))
-        self._health.set_ready("derive", True)
+        # Ready once every partition's state is complete (the others are processed meanwhile).
+        self._health.set_ready("derive", not restore)
         log.info(
             "partitions assigned",
             extra={"partitions": len(partitions), "restoring": len(restore)},
