@@ -179,7 +179,7 @@ def _moment(value: object) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool):
         raise StateFormatError("a time is not an integer")
     try:
-        return _EPOCH + timedelta(microseconds=value)
+        return _EPOCH + timedelta(0, 0, value)
     except OverflowError:
         raise StateFormatError("a time is out of range") from None
 
@@ -260,21 +260,31 @@ def _item_in(raw: object) -> TrackedItem:
     )
 
 
+def _optional_moment(raw: Mapping[str, Any], key: str) -> datetime | None:
+    value = raw.get(key)
+    return None if value is None else _moment(value)
+
+
 def _shipment_in(raw: object) -> ShipmentState:
     if not isinstance(raw, dict):
         raise StateFormatError("a shipment is not an object")
     items = raw.get("it", [])
     if not isinstance(items, list):
         raise StateFormatError("shipment items are not a list")
-    times = {name: _moment(raw[short]) for short, name in _SHIPMENT_TIMES if short in raw}
+    # Positional, in field order: this runs for every order record that finds state.
     return ShipmentState(
-        shipment_id=_text(raw, "i"),
-        tracking_number=_text(raw, "tn"),
-        items=tuple(_item_in(item) for item in items),
-        last_trigger=_optional_text(raw.get("lt")),
-        last_status=_optional_text(raw.get("ls")),
-        stalled=raw.get("st") == 1,
-        **times,
+        _text(raw, "i"),
+        _text(raw, "tn"),
+        tuple(_item_in(item) for item in items),
+        _optional_text(raw.get("lt")),
+        _optional_text(raw.get("ls")),
+        _optional_moment(raw, "le"),
+        _optional_moment(raw, "sc"),
+        _optional_moment(raw, "fe"),
+        _optional_moment(raw, "ce"),
+        raw.get("st") == 1,
+        _optional_moment(raw, "sh"),
+        _optional_moment(raw, "dl"),
     )
 
 
