@@ -199,27 +199,6 @@ class TransactionalProducer(_BaseProducer):
         self._stuck: str | None = None
         """The transactional call that never returned, once one did not."""
 
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header] = (),
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> None:
-        """Queue one record of the open transaction (see ``Producer.produce``).
-
-        No delivery callback and no poll per record, the hot path of the derive stage: a
-        record that fails delivery puts the transaction in an abortable state, which
-        ``commit`` raises; its delivery report is served by the flush inside ``commit``.
-
-        Raises:
-            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
-            KafkaError: the record was refused (too large, unknown partition, ...).
-        """
-        self._queue(topic, key, value, headers, partition, timestamp_ms, None)
-
     def init_transactions(self, timeout: float = 60.0) -> None:
         """Register the transactional id (fencing older instances); call once, first."""
         self._bounded("init_transactions", self._producer.init_transactions, timeout)
