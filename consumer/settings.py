@@ -260,6 +260,21 @@ class DeriveSettings(_Section):
         ),
     )
     error_breaker_window: int = Field(200, ge=1, description="Records per error-breaker window.")
+    finished_order_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Tracking state of an order whose shipments all reached a terminal status (delivered,"
+            " returned to sender, cancelled, failure), or that was cancelled, is removed this long"
+            " after its last update."
+        ),
+    )
+    idle_order_retention_days: float = Field(
+        120.0, gt=0, description="Tracking state of any order is removed after this long idle."
+    )
+    retention_sweep_seconds: float = Field(
+        3_600.0, gt=0, description="How often the tracking state is scanned for expired orders."
+    )
 
 
 class DeliverySettings(_Section):

@@ -9,7 +9,8 @@ Entry points, one per input topic, plus the timer sweep:
 - ``derive_return(record, merchant, now, config)``
 - ``derive_order(record, merchant, state, now, config)``
 - ``derive_storefront_event(record, merchant, now, config)``
-- ``due_timers(order_id, state, merchant, now, config)`` and ``next_timer_at(...)``
+- ``due_timers(order_id, state, merchant, now, config)`` and ``next_timer_at(...)``;
+  ``expires_at(state, config)``: when an order's tracking state is removed
 
 ``docs/events.md`` describes every event, property and rule in prose.
 """
@@ -23,7 +24,7 @@ from consumer.derive.outcome import DeadLetterCode, DeadLetterReason, Derivation
 from consumer.derive.profiles import normalize_email, normalize_phone
 from consumer.derive.returns import derive_return
 from consumer.derive.storefront import derive_storefront_event
-from consumer.derive.timers import due_timers, next_timer_at
+from consumer.derive.timers import due_timers, expires_at, next_timer_at
 from consumer.derive.tracking import tracking_link
 from consumer.derive.triggers import PRECEDENCE, Trigger
 
@@ -44,6 +45,7 @@ __all__ = [
     "derive_return",
     "derive_storefront_event",
     "due_timers",
+    "expires_at",
     "next_timer_at",
     "normalize_email",
     "normalize_phone",

@@ -18,10 +18,14 @@ class DeriveConfig:
     ``stall_threshold``: no carrier scan for this long while in transit = ``stalled_in_transit``.
     ``backfill_after``: events that happened longer ago than this (relative to the ``now``
     passed in) are sent with ``backfill=True``, so replays do not fire flows again.
+    ``finished_retention`` / ``idle_retention``: how long an order's tracking state is kept
+    after its last change once it is finished / while it is not (``timers.expires_at``).
     """
 
     stall_threshold: timedelta = timedelta(hours=72)
     backfill_after: timedelta = timedelta(hours=72)
+    finished_retention: timedelta = timedelta(days=30)
+    idle_retention: timedelta = timedelta(days=120)
 
     @classmethod
     def from_settings(cls, settings: DeriveSettings) -> DeriveConfig:
@@ -29,6 +33,8 @@ class DeriveConfig:
         return cls(
             stall_threshold=timedelta(hours=settings.stall_threshold_hours),
             backfill_after=timedelta(hours=settings.backfill_after_hours),
+            finished_retention=timedelta(days=settings.finished_order_retention_days),
+            idle_retention=timedelta(days=settings.idle_order_retention_days),
         )
 
     def stall_threshold_for(self, merchant: MerchantSettings | None) -> timedelta:

@@ -34,7 +34,9 @@ class Metric(StrEnum):
 
 def iso(moment: datetime) -> str:
     """``moment`` in UTC as ISO-8601 with ``Z`` (microseconds only when there are any)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # decoded times are already in UTC: no conversion to pay for
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" is always last
 
 
 def is_backfill(moment: datetime, now: datetime, config: DeriveConfig) -> bool:

@@ -42,36 +42,37 @@ def _too_long(value: str) -> bool:
     return len(value) * 4 > MAX_STRING_BYTES and len(value.encode("utf-8")) > MAX_STRING_BYTES
 
 
-def _profile_strings(profile: Profile) -> Iterable[tuple[str, str | None]]:
-    yield "profile/email", profile.email
-    yield "profile/phone_number", profile.phone_number
-    yield "profile/external_id", profile.external_id
-    yield "profile/first_name", profile.first_name
-    yield "profile/last_name", profile.last_name
+def _profile_strings(profile: Profile) -> Iterable[tuple[str, str, str | None]]:
+    yield "profile/", "email", profile.email
+    yield "profile/", "phone_number", profile.phone_number
+    yield "profile/", "external_id", profile.external_id
+    yield "profile/", "first_name", profile.first_name
+    yield "profile/", "last_name", profile.last_name
 
 
-def _strings(op: Operation) -> Iterable[tuple[str, str | None]]:
-    yield "unique_id", op.unique_id
+def _strings(op: Operation) -> Iterable[tuple[str, str, str | None]]:
+    """``(prefix, name, value)``: where is ``prefix + name``, joined only for the message."""
+    yield "", "unique_id", op.unique_id
     yield from _profile_strings(op.profile)
     if isinstance(op, EventOperation):
-        yield "metric", op.metric
-        yield "value_currency", op.value_currency
+        yield "", "metric", op.metric
+        yield "", "value_currency", op.value_currency
         for name, value in op.properties.items():
-            yield "a property name", name
+            yield "", "a property name", name
             if isinstance(value, str):
-                yield f"properties/{name}", value
+                yield "properties/", name, value
     else:
-        yield "list_id", op.list_id
-        yield "custom_source", op.custom_source
+        yield "", "list_id", op.list_id
+        yield "", "custom_source", op.custom_source
 
 
 def check_operation(op: Operation, now: datetime) -> DeadLetterReason | None:
     """The first Klaviyo limit ``op`` breaks, as a dead-letter reason; ``None`` if it fits."""
-    for where, value in _strings(op):
+    for prefix, name, value in _strings(op):
         if value is not None and _too_long(value):
             return DeadLetterReason(
                 DeadLetterCode.STRING_TOO_LONG,
-                f"{where} is longer than {MAX_STRING_BYTES} bytes",
+                f"{prefix}{name} is longer than {MAX_STRING_BYTES} bytes",
             )
     if not isinstance(op, EventOperation):
         return None

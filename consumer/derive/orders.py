@@ -74,7 +74,11 @@ def derive_order(
     return _derive(order, profile, served, state, now, config)
 
 
-def _merge_order(order: OrderRecord, profile: Profile, state: OrderState | None) -> OrderState:
+def _merge_order(
+    order: OrderRecord, profile: Profile, state: OrderState | None, cancelled_sent: bool
+) -> OrderState:
+    """The order's state with this record's facts (if newer), its shipments untouched, and
+    the once-per-order triggers marked sent (order_created always, cancelled as given)."""
     if state is None:
         return OrderState(
             order_id=order.order_id,
@@ -83,9 +87,13 @@ def _merge_order(order: OrderRecord, profile: Profile, state: OrderState | None)
             profile=profile,
             created_at=order.created_at,
             updated_at=order.updated_at,
+            order_created_sent=True,
+            cancelled_sent=cancelled_sent,
         )
     if order.updated_at < state.updated_at:
-        return state
+        if state.order_created_sent and state.cancelled_sent == cancelled_sent:
+            return state
+        return replace(state, order_created_sent=True, cancelled_sent=cancelled_sent)
     return replace(
         state,
         merchant_id=order.merchant_id,
@@ -93,6 +101,8 @@ def _merge_order(order: OrderRecord, profile: Profile, state: OrderState | None)
         profile=profile,
         created_at=order.created_at,
         updated_at=order.updated_at,
+        order_created_sent=True,
+        cancelled_sent=cancelled_sent,
     )
 
 
@@ -130,25 +140,36 @@ def _derive(
     config: DeriveConfig,
 ) -> Derivation:
     newer = state is None or order.updated_at >= state.updated_at
-    current = _merge_order(order, profile, state)
+    send_created = state is None or not state.order_created_sent
+    already_cancelled = state is not None and state.cancelled_sent
+    current = _merge_order(
+        order, profile, state, already_cancelled or order.cancelled_at is not None
+    )
     context = TrackingContext(merchant, current, now, config)
     operations: list[Operation] = []
     skips: list[Skip] = []
 
-    if not current.order_created_sent:
+    if send_created:
         operations += context.order_events(Trigger.ORDER_CREATED, current.created_at, order.lines)
-        current = replace(current, order_created_sent=True)
-    if order.cancelled_at is not None and not current.cancelled_sent:
-        if not _all_shipments_cancelled(current):
-            operations += context.order_events(Trigger.CANCELLED, order.cancelled_at, order.lines)
-        current = replace(current, cancelled_sent=True)
+    cancelled_at = None if already_cancelled else order.cancelled_at
+    if cancelled_at is not None and not _all_shipments_cancelled(current):
+        operations += context.order_events(Trigger.CANCELLED, cancelled_at, order.lines)
 
+    # Shipments are updated in a list and the order copied once, not once per shipment.
+    shipments = list(current.shipments)
+    position = {s.shipment_id: i for i, s in enumerate(shipments)}
     for shipment in order.shipments:
         shipment_id = shipment.facts.shipment_id
-        merged = _merge_shipment(current.shipment(shipment_id), shipment.facts, newer)
+        index = position.get(shipment_id)
+        previous = None if index is None else shipments[index]
+        merged = _merge_shipment(previous, shipment.facts, newer)
         step = apply_update(merged, shipment.update)
         step = replace(step, shipment=with_carrier_dates(merged, step.shipment, shipment.update))
-        current = current.with_shipment(step.shipment)
+        if index is None:
+            position[shipment_id] = len(shipments)
+            shipments.append(step.shipment)
+        else:
+            shipments[index] = step.shipment
         if step.trigger is Trigger.CANCELLED and current.cancelled_sent:
             # The order's cancellation already told the customer; a cancelled label is the
             # same news, and a second "cancelled" would run the merchant's flow twice.
@@ -159,8 +180,11 @@ def _derive(
             )
         elif step.skip is not None:
             skips.append(Skip(step.skip, shipment_id))
+    if tuple(shipments) != current.shipments:
+        current = replace(current, shipments=tuple(shipments))
 
     if not operations and not skips:
         # Nothing new and no shipments: the order is known and order_created was sent.
         skips.append(Skip(SkipReason.REPEATED_TRIGGER, order.order_id))
-    return checked(operations, now, skips=skips, state=None if current == state else current)
+    changed = None if current == state else replace(current, touched_at=now)
+    return checked(operations, now, skips=skips, state=changed)

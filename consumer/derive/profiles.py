@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -42,6 +43,9 @@ def normalize_email(raw: str | None) -> str | None:
     return email if _EMAIL.match(email) else None
 
 
+# Parsing is the costliest step of deriving an order record, and a customer's number comes
+# back with every update of their order: a bounded cache of answers (pure, so always right).
+@lru_cache(maxsize=65_536)
 def normalize_phone(raw: str | None, default_country: str) -> str | None:
     """The number in E.164, or ``None`` when absent, unparseable or not a valid number."""
     if raw is None or not raw.strip():

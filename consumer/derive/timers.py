@@ -11,6 +11,9 @@ The event is dated at the moment the shipment *became* stalled (last scan + thre
 the same however late or often the sweep runs, and a sweep after a long outage sends it with
 ``backfill``. The next scan with a known status clears the stall and is sent as news.
 
+Retention is a timer too: ``expires_at`` says when an order's tracking state is removed (see
+its docstring); the runtime deletes it then, which tombstones it on the changelog.
+
 Cancelled orders do not stall. When the merchant is no longer served (not integrated,
 disabled, tracking off) the due stall is consumed without an event — marked in the state so the
 timer does not fire forever — and counted as a skip.
@@ -31,7 +34,12 @@ from consumer.merchant import MerchantSettings
 from consumer.outbox.operations import Operation
 from consumer.state.shipments import OrderState
 
-__all__ = ["due_timers", "next_timer_at"]
+__all__ = ["TERMINAL_STATUSES", "due_timers", "expires_at", "next_timer_at"]
+
+TERMINAL_STATUSES = frozenset(
+    {Trigger.DELIVERED, Trigger.RETURN_TO_SENDER, Trigger.CANCELLED, Trigger.FAILURE}
+)
+"""Carrier statuses after which a shipment has no more news to send."""
 
 
 def next_timer_at(
@@ -46,6 +54,23 @@ def next_timer_at(
     threshold = config.stall_threshold_for(merchant)
     due = [at for s in state.shipments if (at := stall_due_at(s, threshold)) is not None]
     return min(due, default=None)
+
+
+def expires_at(state: OrderState, config: DeriveConfig) -> datetime:
+    """When the tracking state of this order is removed, unless it changes before.
+
+    A finished order (cancelled, or every shipment in a terminal status) is kept
+    ``finished_retention`` after its last change, any other ``idle_retention``: long enough for
+    late carrier scans of a delivered parcel to still count as repeats. A terminal shipment of
+    an order with live ones goes with its order. A removed order that shows up again starts
+    afresh: its once-per-order events carry the same unique_id, so Klaviyo drops the repeat.
+    """
+    finished = state.cancelled_sent or (
+        bool(state.shipments) and all(s.last_status in TERMINAL_STATUSES for s in state.shipments)
+    )
+    # Values written before retention existed have no touched_at: the record time stands in.
+    last_change = state.touched_at or state.updated_at
+    return last_change + (config.finished_retention if finished else config.idle_retention)
 
 
 def due_timers(
@@ -75,7 +100,7 @@ def due_timers(
     if not due:
         return Derivation()
 
-    current = state
+    current = replace(state, touched_at=now)
     for shipment, _ in due:
         current = current.with_shipment(mark_stalled(shipment))
     served = gate(merchant, Feature.ORDER_TRACKING)

@@ -87,30 +87,46 @@ class _BaseProducer:
             RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
             KafkaError: the record was refused (too large, unknown partition, ...).
         """
-        deadline = time.monotonic() + self._queue_full_timeout
+        report = self._on_delivery if on_delivery is None else _report(on_delivery)
+        self._queue(topic, key, value, headers, partition, timestamp_ms, report)
+        self._producer.poll(0)
+
+    def _queue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        partition: int | None,
+        timestamp_ms: int | None,
+        on_delivery: Callable[[Any, Any], None] | None,
+    ) -> None:
+        deadline: float | None = None  # the clock is read only once the queue is full
         while True:
             try:
                 self._producer.produce(
                     topic,
-                    value=value,
-                    key=key,
-                    partition=-1 if partition is None else partition,
-                    on_delivery=self._on_delivery if on_delivery is None else _report(on_delivery),
+                    value,
+                    key,
+                    -1 if partition is None else partition,
+                    on_delivery=on_delivery,
                     timestamp=timestamp_ms or 0,
                     headers=list(headers) if headers else None,
                 )
             except BufferError:
-                if time.monotonic() >= deadline:
+                moment = time.monotonic()
+                if deadline is None:
+                    deadline = moment + self._queue_full_timeout
+                elif moment >= deadline:
                     raise RetriableKafkaError(
                         f"produce to {topic}: local queue full for {self._queue_full_timeout} s"
                     ) from None
                 # Serving delivery reports is what frees room in the queue.
                 self._producer.poll(_QUEUE_FULL_WAIT_SECONDS)
-                continue
             except confluent_kafka.KafkaException as exc:
                 raise wrap(exc, f"produce to {topic}") from exc
-            break
-        self._producer.poll(0)
+            else:
+                return
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports (their callbacks run here), waiting up to ``timeout`` s."""

@@ -114,6 +114,18 @@ class Metrics:
             "partitions_assigned", "Partitions this process owns.", ["stage"],
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.state_entries = Gauge(
+            "state_entries", "Orders in the tracking state, by changelog partition.",
+            ["partition"], namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.state_bytes = Gauge(
+            "state_bytes", "Encoded size of the tracking state, by changelog partition.",
+            ["partition"], namespace=_NS, registry=r,
+        )  # fmt: skip
+        self.state_restoring = Gauge(
+            "state_restoring_partitions", "Partitions whose state is being restored.",
+            namespace=_NS, registry=r,
+        )  # fmt: skip
         self.state_restore_duration = Histogram(
             "state_restore_duration_seconds", "Time to restore tracking state on an assignment.",
             namespace=_NS, registry=r, buckets=_SECONDS,

@@ -5,6 +5,10 @@ consumes a batch (in a worker thread), learns unknown Confluent schema ids (asyn
 processes the batch, fires due timers and commits the checkpoint when due (in a worker thread:
 every Kafka call blocks). Rebalance callbacks run inside ``consume`` on that same thread, so
 state is only ever touched by one thread at a time.
+
+State restore happens in the loop, not in the assignment callback: a newly assigned orders
+partition is paused while each turn reads the next batch of its changelog, and resumed once
+its state is complete. Every other partition is processed meanwhile.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from consumer.runtime.checkpoint import Checkpoint
 from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget, record_size
 from consumer.runtime.record_errors import OutputTooLarge, RecordErrors
-from consumer.runtime.restore import read_partitions_to_end
+from consumer.runtime.restore import ChangelogRestore
 from consumer.runtime.timers import TimerIndex
 from consumer.settings import Settings
 from consumer.state.shipments import OrderState, decode_order_state, encode_order_state
@@ -58,6 +62,9 @@ MerchantLookup = Callable[[str], MerchantSettings | None]
 _BATCH = 500
 _POLL_SECONDS = 0.2
 _TIMER_SWEEP_SECONDS = 1.0
+_RESTORE_BATCH = 10_000
+_RESTORE_WAIT_SECONDS = 0.05
+_SCAN_BUDGET = 2_000  # state keys examined per turn by a retention or indexing scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +120,13 @@ class DeriveStage:
         self._instance = instance_id
         self._producer = self._new_producer()
         self._store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
-        self._timers = TimerIndex(self._store, self._config, merchants)
+        self._timers = TimerIndex(
+            self._store, self._config, merchants, settings.derive.retention_sweep_seconds
+        )
+        self._restore = ChangelogRestore(
+            settings.kafka, self._topics.tracking_state, self._store, f"{group}-restore"
+        )
+        self._restore_started = 0.0
         self._checkpoint = Checkpoint(
             self._producer,
             self._consumer,
@@ -152,7 +165,9 @@ class DeriveStage:
         clean = False
         try:
             while not stop.is_set():
-                messages = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+                busy = self._restore.restoring or self._timers.scanning
+                wait = 0.0 if busy else _POLL_SECONDS
+                messages = await asyncio.to_thread(self._consumer.consume, _BATCH, wait)
                 self._lag.read(messages)
                 await self._learn_schemas(messages)
                 await asyncio.to_thread(self._turn, messages)
@@ -170,6 +185,7 @@ class DeriveStage:
         # After a failure nothing is committed: the next start resumes from the last commit
         # (init_transactions with the same transactional id aborts what was left open).
         self._abandoned = not clean
+        self._restore.close()
         if clean:
             try:
                 self._checkpoint.commit()
@@ -183,12 +199,14 @@ class DeriveStage:
     # -- one turn ----------------------------------------------------------------------------
 
     def _turn(self, messages: list[ConsumedMessage]) -> None:
+        self._restore_step()
         try:
             if messages:
                 self._checkpoint.begin()
                 for message in messages:
                     self._process(message)
             self._sweep_timers()
+            self._scan_state()
             derive = self._settings.derive
             if self._checkpoint.due(
                 derive.checkpoint_interval_seconds, derive.checkpoint_max_records
@@ -198,6 +216,7 @@ class DeriveStage:
             log.warning("transaction failed, aborting", extra={"error": str(exc)})
             self._checkpoint.abort()
             self._timers.rebuild()
+        self._report_state()
 
     async def _learn_schemas(self, messages: list[ConsumedMessage]) -> None:
         for topic, decoder in self._decoders.items():
@@ -315,38 +334,72 @@ class DeriveStage:
             outbox = [(op, encode_operation(op)) for op in result.operations]
             self._apply(None, merchant_id, result, outbox)
 
+    def _scan_state(self) -> None:
+        removed = self._timers.scan(self._clock(), _SCAN_BUDGET)
+        if removed:
+            self._checkpoint.begin()  # the deletions are written to the changelog as tombstones
+            log.info("expired tracking state removed", extra={"orders": removed})
+
+    def _restore_step(self) -> None:
+        finished = self._restore.step(_RESTORE_BATCH, _RESTORE_WAIT_SECONDS)
+        if not finished:
+            return
+        orders = self._topics.orders
+        self._consumer.resume([TopicPartition(orders, p) for p in finished])
+        self._timers.reindex(list(finished))
+        seconds = time.monotonic() - self._restore_started
+        if not self._restore.restoring:
+            self._health.set_ready("derive", True)
+            self._metrics.state_restore_duration.observe(seconds)
+        for partition, records in finished.items():
+            self._metrics.state_restored_entries.inc(records)
+            log.info(
+                "partition restored",
+                extra={
+                    "partition": partition,
+                    "changelog_records": records,
+                    "orders": len(self._store.partition(partition)),
+                    "seconds": round(seconds, 3),
+                },
+            )
+
+    def _report_state(self) -> None:
+        for partition in self._store.owned():
+            store = self._store.partition(partition)
+            self._metrics.state_entries.labels(str(partition)).set(len(store))
+            self._metrics.state_bytes.labels(str(partition)).set(store.committed_bytes)
+        self._metrics.state_restoring.set(len(self._restore.restoring))
+
+    def _forget_state(self, partitions: list[int]) -> None:
+        self._store.drop(partitions)
+        self._timers.drop(partitions)
+        for partition in partitions:
+            for gauge in (self._metrics.state_entries, self._metrics.state_bytes):
+                gauge.remove(str(partition))  # a label never set is ignored
+
     # -- rebalancing (called inside consume, on the worker thread) ---------------------------
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        started = time.monotonic()
         orders = {tp.partition for tp in partitions if tp.topic == self._topics.orders}
         # State of partitions kept across this rebalance is current (we committed on revoke
-        # and nobody else owned them in between); only new partitions are read back.
+        # and nobody else owned them in between); only new partitions are read back, in the
+        # stage loop, while their input waits paused.
         kept = set(self._store.owned())
-        self._store.drop(kept - orders)
-        self._timers.drop(sorted(kept - orders))
-        changelog = read_partitions_to_end(
-            self._settings.kafka,
-            self._topics.tracking_state,
-            sorted(orders - kept),
-            f"{self._settings.kafka.group_id}-derive-restore",
-        )
-        restored = 0
-        for partition, records in changelog.items():
-            restored += self._store.restore(partition, ((m.key, m.value) for m in records))
-            self._timers.rebuild_partition(partition)
+        self._forget_state(sorted(kept - orders))
+        restore = sorted(orders - kept)
+        self._restore.restart(restore)
+        self._restore_started = time.monotonic()
+        # Assigned here rather than by the client after this callback, so that the pause
+        # applies to the assignment.
+        self._consumer.assign(partitions)
+        self._consumer.pause([TopicPartition(self._topics.orders, p) for p in restore])
         self._metrics.partitions_assigned.labels("derive").set(len(partitions))
         self._metrics.rebalances.labels("derive", "assign").inc()
-        self._metrics.state_restore_duration.observe(time.monotonic() - started)
-        self._metrics.state_restored_entries.inc(restored)
-        self._health.set_ready("derive", True)
+        # Ready once every partition's state is complete (the others are processed meanwhile).
+        self._health.set_ready("derive", not restore)
         log.info(
             "partitions assigned",
-            extra={
-                "partitions": len(partitions),
-                "state_records_restored": restored,
-                "seconds": round(time.monotonic() - started, 3),
-            },
+            extra={"partitions": len(partitions), "restoring": len(restore)},
         )
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -358,6 +411,7 @@ class DeriveStage:
             except AbortableKafkaError:
                 self._checkpoint.abort()
         self._checkpoint.forget(partitions)
+        self._restore.close()  # half-restored partitions start again if assigned again
         self._metrics.partitions_assigned.labels("derive").set(0)
         self._metrics.rebalances.labels("derive", "revoke").inc()
         log.info("partitions revoked", extra={"partitions": len(partitions)})
@@ -368,9 +422,8 @@ class DeriveStage:
         if not self._abandoned:
             self._checkpoint.abort()
         self._checkpoint.forget(partitions)
-        orders = [tp.partition for tp in partitions if tp.topic == self._topics.orders]
-        self._store.drop(orders)
-        self._timers.drop(orders)
+        self._restore.close()
+        self._forget_state([tp.partition for tp in partitions if tp.topic == self._topics.orders])
         self._metrics.partitions_assigned.labels("derive").set(0)
         self._metrics.rebalances.labels("derive", "lost").inc()
         log.warning("partitions lost", extra={"partitions": len(partitions)})

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from consumer.kafka import (
     CatchUp,
     ConsumedMessage,
     KafkaConsumer,
+    KafkaError,
     RetriableKafkaError,
     TopicPartition,
 )
 from consumer.settings import KafkaSettings
+from consumer.state.store import PartitionStore, StateStore
 
-__all__ = ["read_partitions_to_end"]
+__all__ = ["ChangelogRestore", "read_partitions_to_end"]
 
 
 def read_partitions_to_end(
@@ -50,3 +53,82 @@ def read_partitions_to_end(
     finally:
         consumer.close()
     return records
+
+
+class ChangelogRestore:
+    """Restores state partitions from their changelog a batch at a time, in the stage loop.
+
+    ``restart`` (from the rebalance callbacks) only notes which partitions to restore; ``step``
+    (once per turn) reads the next batch into stores of their own and, once a partition has
+    reached the end its changelog had when the restore began, installs its store in the
+    ``StateStore`` and reports it. Until then the partition is not owned by the ``StateStore``:
+    nothing can read or write its half-restored state. Values are stored as the changelog
+    holds them (``StateStore`` decodes on access), so a step costs little more than the
+    consume. Not thread-safe: one caller.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        store: StateStore[Any],
+        group_id: str,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._store = store
+        self._group_id = group_id
+        self._reading: tuple[KafkaConsumer, CatchUp] | None = None
+        self._pending: dict[int, PartitionStore[Any]] = {}
+        self._records: dict[int, int] = {}
+
+    @property
+    def restoring(self) -> list[int]:
+        """Partitions whose restore is not finished."""
+        return sorted(self._pending)
+
+    def restart(self, partitions: Sequence[int]) -> None:
+        """Restore exactly ``partitions`` from their beginning (their stores start empty)."""
+        self.close()
+        self._pending = {p: self._store.empty() for p in partitions}
+        self._records = dict.fromkeys(partitions, 0)
+
+    def step(self, max_records: int, timeout: float) -> dict[int, int]:
+        """Read up to ``max_records``; returns finished partitions → changelog records read.
+
+        Raises:
+            KafkaError: reading the changelog failed (the stage is rebuilt and restores again).
+        """
+        if not self._pending:
+            return {}
+        if self._reading is None:
+            # Created here, not in ``restart``: the assignment callback stays short.
+            consumer = KafkaConsumer(self._settings, self._group_id)
+            tps = [TopicPartition(self._topic, p) for p in sorted(self._pending)]
+            try:
+                self._reading = consumer, CatchUp.start(consumer, tps)
+            except KafkaError:
+                consumer.close()
+                raise
+        consumer, catch_up = self._reading
+        for message in consumer.consume(max_records, timeout):
+            store = self._pending.get(message.partition)
+            if message.key is not None and store is not None:
+                store.restore(message.key.decode(), message.value)
+                self._records[message.partition] += 1
+        catch_up.advance()
+        finished = sorted(self._pending.keys() - {tp.partition for tp in catch_up.pending})
+        if finished:
+            consumer.pause([TopicPartition(self._topic, p) for p in finished])
+            for partition in finished:
+                self._store.install(partition, self._pending.pop(partition))
+            if not self._pending:
+                self.close()
+        return {p: self._records.pop(p) for p in finished}
+
+    def close(self) -> None:
+        """Stop reading (restores in progress are abandoned) and release the consumer."""
+        if self._reading is not None:
+            self._reading[0].close()
+        self._reading = None
+        self._pending = {}

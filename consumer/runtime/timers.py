@@ -1,18 +1,27 @@
-"""Which orders have a timer due (``stalled_in_transit``), without scanning every order.
+"""The clock-driven work on tracking state: ``stalled_in_transit`` timers and retention.
 
-A min-heap per partition holds ``(due time, order id)``. Entries are never removed eagerly:
-when one comes due, the order's current state says whether it is still due (state may have
-moved on since it was scheduled). After an abort the heaps are rebuilt from the rewound state,
-because a timer popped inside the aborted transaction would otherwise be lost.
+Stall timers: a min-heap per partition holds ``(due time, order id)``. Entries are never removed
+eagerly: when one comes due, the order's current state says whether it is still due (state may
+have moved on, or been removed, since it was scheduled).
+
+Scans: a pass over every key of a partition, a bounded number of keys per call, so a large
+state never holds up the stage loop. A pass removes the orders whose retention has run out
+(``expires_at`` at the runtime's ``now``; the deletion becomes a changelog tombstone at the
+next checkpoint). An *indexing* pass also schedules each order's stall timer: it runs after a
+restore, and after an abort (a timer popped inside the aborted transaction would otherwise be
+lost, so the heaps are rebuilt from the rewound state). Retention passes start again every
+``sweep_seconds``.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from consumer.derive import Derivation, DeriveConfig, due_timers, next_timer_at
+from consumer.derive import Derivation, DeriveConfig, due_timers, expires_at, next_timer_at
 from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
 from consumer.state.store import StateStore
@@ -20,19 +29,33 @@ from consumer.state.store import StateStore
 __all__ = ["TimerIndex"]
 
 
+@dataclass(slots=True)
+class _Pass:
+    """A scan in progress over one partition's keys (those live when it started)."""
+
+    keys: list[str]
+    index: bool
+    position: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
 class TimerIndex:
-    """Due times of the orders in a ``StateStore``."""
+    """Due times and retention of the orders in a ``StateStore``."""
 
     def __init__(
         self,
         store: StateStore[OrderState],
         config: DeriveConfig,
         merchants: Callable[[str], MerchantSettings | None],
+        sweep_seconds: float,
     ) -> None:
         self._store = store
         self._config = config
         self._merchants = merchants
+        self._sweep_seconds = sweep_seconds
         self._heaps: dict[int, list[tuple[datetime, str]]] = {}
+        self._passes: dict[int, _Pass] = {}
+        self._last_pass: dict[int, float] = {}
 
     def schedule(self, partition: int, order_id: str, state: OrderState) -> None:
         """Note the next due time of ``state`` (if any) after it changed."""
@@ -40,21 +63,57 @@ class TimerIndex:
         if due is not None:
             heapq.heappush(self._heaps.setdefault(partition, []), (due, order_id))
 
-    def rebuild_partition(self, partition: int) -> None:
-        """Index every order of ``partition`` afresh (after restore)."""
-        self._heaps[partition] = []
-        for order_id, state in self._store.partition(partition).items():
-            self.schedule(partition, order_id, state)
+    def reindex(self, partitions: list[int]) -> None:
+        """Forget the timers of ``partitions`` and index them afresh, scan by scan."""
+        for partition in partitions:
+            self._heaps[partition] = []
+            self._passes[partition] = _Pass(self._store.partition(partition).keys(), index=True)
 
     def rebuild(self) -> None:
         """Index every owned partition afresh (after an abort)."""
-        for partition in self._store.owned():
-            self.rebuild_partition(partition)
+        self.reindex(self._store.owned())
 
     def drop(self, partitions: list[int]) -> None:
         """Forget partitions no longer owned."""
         for partition in partitions:
             self._heaps.pop(partition, None)
+            self._passes.pop(partition, None)
+            self._last_pass.pop(partition, None)
+
+    @property
+    def scanning(self) -> bool:
+        """Whether a scan is part-way (the caller should come back soon)."""
+        return bool(self._passes)
+
+    def scan(self, now: datetime, budget: int) -> int:
+        """Advance the scans by up to ``budget`` keys; returns how many orders were removed."""
+        monotonic = time.monotonic()
+        for partition in self._store.owned():
+            due = monotonic - self._last_pass.get(partition, monotonic) >= self._sweep_seconds
+            if partition not in self._passes and due:
+                keys = self._store.partition(partition).keys()
+                self._passes[partition] = _Pass(keys, index=False)
+        removed = 0
+        for partition, scan in list(self._passes.items()):
+            store = self._store.partition(partition)
+            end = min(len(scan.keys), scan.position + budget)
+            for order_id in scan.keys[scan.position : end]:
+                state = store.get(order_id)
+                if state is None:
+                    continue
+                if expires_at(state, self._config) <= now:
+                    store.put(order_id, None)  # its stall timer is skipped once due
+                    removed += 1
+                elif scan.index:
+                    self.schedule(partition, order_id, state)
+            budget -= end - scan.position
+            scan.position = end
+            if end == len(scan.keys):
+                del self._passes[partition]
+                self._last_pass[partition] = scan.started_at
+            if budget <= 0:
+                break
+        return removed
 
     def fire(self, now: datetime) -> list[tuple[str, Derivation]]:
         """Derive every timer due at ``now``; new states are written to the store.

@@ -282,13 +282,14 @@ def _kill_after_first_commit(child: subprocess.Popen[bytes]) -> dict[str, Any]:
     """Read the child's JSON progress lines; SIGKILL it after the first committed chunk."""
     assert child.stdout is not None
     seen = []
-    for raw in child.stdout:
-        seen.append(raw[:300])
-        line = orjson.loads(raw) if raw.startswith(b'{"backfill"') else None
-        if line is not None and line["committed"] and not line["done"]:
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            return dict(line)
+    with child.stdout:
+        for raw in child.stdout:
+            seen.append(raw[:300])
+            line = orjson.loads(raw) if raw.startswith(b'{"backfill"') else None
+            if line is not None and line["committed"] and not line["done"]:
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=30)
+                return dict(line)
     child.wait(timeout=30)
     return {"seen": seen}
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from consumer.derive import SkipReason, derive_order, due_timers, next_timer_at
+from consumer.derive import SkipReason, derive_order, due_timers, expires_at, next_timer_at
 from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
 from tests.unit.derive.records import (
@@ -139,3 +139,36 @@ def test_due_timers_unserved_merchant_consumes_timer_with_skip(
 def test_due_timers_state_of_another_order_is_caller_error() -> None:
     with pytest.raises(ValueError, match="another order"):
         due_timers("ord_other", in_transit(), MERCHANT, STALL, CONFIG)
+
+
+def test_derived_state_is_touched_at_now_and_expires_idle_after_idle_retention() -> None:
+    state = in_transit()
+    assert state.touched_at == NOW
+    assert expires_at(state, CONFIG) == NOW + CONFIG.idle_retention
+
+
+@pytest.mark.parametrize("status", ["DELIVERED", "RETURN_TO_SENDER", "CANCELLED", "FAILURE"])
+def test_expires_at_order_whose_shipments_all_ended_keeps_finished_retention(status: str) -> None:
+    ended = shipment(carrier_status=status, carrier_event_at=SCAN)
+    result = derive_order(order_record(ended), MERCHANT, None, NOW, CONFIG)
+    assert result.state is not None
+    assert expires_at(result.state, CONFIG) == NOW + CONFIG.finished_retention
+
+
+def test_expires_at_one_live_shipment_keeps_the_order_idle_retention() -> None:
+    ended = shipment(carrier_status="DELIVERED", carrier_event_at=SCAN)
+    live = shipment(shipment_id="shp_2", carrier_status="IN_TRANSIT", carrier_event_at=SCAN)
+    result = derive_order(order_record(ended, live), MERCHANT, None, NOW, CONFIG)
+    assert result.state is not None
+    assert expires_at(result.state, CONFIG) == NOW + CONFIG.idle_retention
+
+
+def test_expires_at_cancelled_order_keeps_finished_retention() -> None:
+    state = in_transit(cancelled_at=SCAN)
+    assert expires_at(state, CONFIG) == NOW + CONFIG.finished_retention
+
+
+def test_due_timers_touches_the_state_it_marks_stalled() -> None:
+    later = STALL + timedelta(hours=1)
+    result = due_timers("ord_1001", in_transit(), MERCHANT, later, CONFIG)
+    assert result.state is not None and result.state.touched_at == later

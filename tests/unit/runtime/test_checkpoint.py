@@ -28,7 +28,7 @@ class Clock:
 
 def text_store() -> StateStore[str]:
     store: StateStore[str] = StateStore(lambda b: b.decode(), lambda s: s.encode())
-    store.restore(0, [])
+    store.install(0, store.empty())
     return store
 
 

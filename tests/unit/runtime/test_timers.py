@@ -1,68 +1,52 @@
-"""``TimerIndex``: due orders fire once, moved-on states are skipped, rebuild after an abort."""
+"""TimerIndex scans: bounded work per call, retention tombstones, stall timers indexed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from consumer.derive import derive_order
 from consumer.runtime.timers import TimerIndex
-from consumer.state.shipments import OrderState, decode_order_state, encode_order_state
-from consumer.state.store import StateStore
-from tests.unit.derive.records import CONFIG, MERCHANT, NOW, at, order_record, shipment
-
-SCAN = at("2026-11-26T08:00:00Z")
-DUE = SCAN + CONFIG.stall_threshold
-ORDER = "ord_1001"
-SECOND = timedelta(seconds=1)
+from consumer.state import OrderState, StateStore, decode_order_state, encode_order_state
+from tests.unit.derive.records import CONFIG, MERCHANT, NOW, order_record, shipment
 
 
-def in_transit(scanned_at: datetime = SCAN) -> OrderState:
-    result = derive_order(
-        order_record(shipment(carrier_event_at=scanned_at)), MERCHANT, None, NOW, CONFIG
+def derived(order_id: str, status: str) -> OrderState:
+    record = order_record(
+        shipment(shipment_id=f"{order_id}-s1", carrier_status=status), order_id=order_id
     )
+    result = derive_order(record, MERCHANT, None, NOW, CONFIG)
     assert result.state is not None
     return result.state
 
 
-def index_with(state: OrderState) -> tuple[TimerIndex, StateStore[OrderState]]:
+def index_of(
+    states: list[OrderState], sweep_seconds: float = 3600.0
+) -> tuple[TimerIndex, StateStore[OrderState]]:
     store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
-    store.restore(0, [(ORDER.encode(), encode_order_state(state))])
-    index = TimerIndex(store, CONFIG, lambda _: MERCHANT)
-    index.rebuild_partition(0)
-    return index, store
+    partition = store.empty()
+    for state in states:
+        partition.restore(state.order_id, encode_order_state(state))
+    store.install(0, partition)
+    timers = TimerIndex(store, CONFIG, lambda _: MERCHANT, sweep_seconds)
+    timers.reindex([0])
+    return timers, store
 
 
-def test_timer_fires_at_its_due_time_once_and_writes_the_new_state() -> None:
-    index, store = index_with(in_transit())
-    assert index.fire(DUE - SECOND) == []
-    fired = index.fire(DUE)
-    assert [merchant for merchant, _ in fired] == [MERCHANT.merchant_id]
-    ((_, derivation),) = fired
-    assert derivation.operations  # the stalled_in_transit event
-    assert store.partition(0).get(ORDER) == derivation.state
-    assert index.fire(DUE + timedelta(days=1)) == []  # consumed: never again
+def test_indexing_scan_removes_expired_orders_and_schedules_live_ones_budget_by_budget() -> None:
+    states = [derived("done-1", "DELIVERED"), derived("done-2", "DELIVERED")]
+    states.append(derived("moving", "IN_TRANSIT"))
+    timers, store = index_of(states)
+    later = NOW + CONFIG.finished_retention
+    assert timers.scan(later, budget=2) == 2
+    assert timers.scanning
+    assert timers.scan(later, budget=2) == 0
+    assert not timers.scanning
+    assert sorted(store.changelog_records()) == [(0, b"done-1", None), (0, b"done-2", None)]
+    fired = timers.fire(later)  # the live order's stall timer was indexed by the scan
+    assert [result.state.order_id for _, result in fired if result.state] == ["moving"]
 
 
-def test_timer_of_a_state_that_moved_on_is_skipped() -> None:
-    index, store = index_with(in_transit())
-    later = in_transit(scanned_at=SCAN + timedelta(hours=10))  # a new scan postpones the stall
-    store.partition(0).put(ORDER, later)
-    index.schedule(0, ORDER, later)
-    assert index.fire(DUE) == []
-    assert len(index.fire(DUE + timedelta(hours=10))) == 1
-
-
-def test_timer_popped_in_an_aborted_transaction_fires_again_after_rebuild() -> None:
-    index, store = index_with(in_transit())
-    assert len(index.fire(DUE)) == 1
-    store.abort()  # the transaction that carried the event failed
-    assert index.fire(DUE) == []  # the heap entry is gone ...
-    index.rebuild()
-    assert len(index.fire(DUE)) == 1  # ... and found again from the rewound state
-
-
-def test_timer_of_a_dropped_partition_never_fires() -> None:
-    index, store = index_with(in_transit())
-    index.drop([0])
-    store.drop([0])
-    assert index.fire(DUE + timedelta(days=1)) == []
+def test_retention_scan_starts_again_after_each_sweep_interval() -> None:
+    timers, _ = index_of([derived("done", "DELIVERED")], sweep_seconds=0.0)
+    assert timers.scan(NOW, budget=10) == 0  # the indexing pass: nothing expired yet
+    assert timers.scan(NOW + timedelta(days=31), budget=10) == 1  # a retention pass

@@ -71,6 +71,7 @@ states = st.builds(
     order_created_sent=st.booleans(),
     cancelled_sent=st.booleans(),
     shipments=st.lists(shipments, max_size=3).map(tuple),
+    touched_at=st.none() | moments,
 )
 
 
@@ -87,7 +88,7 @@ def test_order_state_encoding_is_deterministic(state: OrderState) -> None:
     )
 
 
-def test_order_state_encoding_carries_format_version() -> None:
+def test_order_state_encoding_is_compact_and_plain_json_still_reads() -> None:
     state = OrderState(
         order_id="o",
         merchant_id="m",
@@ -96,9 +97,13 @@ def test_order_state_encoding_carries_format_version() -> None:
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
         updated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    doc = orjson.loads(encode_order_state(state))
-    assert doc["v"] == STATE_FORMAT_VERSION
-    assert len(encode_order_state(state)) < 120
+    # What a value looked like before compression: the same document, uncompressed.
+    plain = orjson.dumps(
+        {"v": STATE_FORMAT_VERSION, "o": "o", "m": "m", "n": "#1", "p": {"e": "a@b.co"},
+         "c": 1_767_225_600_000_000, "u": 1_767_225_600_000_000, "s": []}
+    )  # fmt: skip
+    assert decode_order_state(plain) == state
+    assert len(encode_order_state(state)) < len(plain) < 120
 
 
 @pytest.mark.parametrize(
@@ -106,6 +111,7 @@ def test_order_state_encoding_carries_format_version() -> None:
     [
         b"",
         b"not json",
+        b"\x01not zstd",
         b"[]",
         b'{"v": 99, "o": "o"}',
         b'{"v": 1}',

@@ -5,10 +5,18 @@ from __future__ import annotations
 from consumer.state.store import StateStore
 
 
+def restored(store: StateStore[str], records: list[tuple[str, bytes | None]]) -> StateStore[str]:
+    """``store`` owning partition 0, restored from ``records`` (changelog order)."""
+    partition = store.empty()
+    for key, value in records:
+        partition.restore(key, value)
+    store.install(0, partition)
+    return store
+
+
 def make_store() -> StateStore[str]:
     store: StateStore[str] = StateStore(decode=bytes.decode, encode=str.encode)
-    store.restore(0, [(b"a", b"1"), (b"b", b"2"), (b"b", None), (b"c", b"3")])
-    return store
+    return restored(store, [("a", b"1"), ("b", b"2"), ("b", None), ("c", b"3")])
 
 
 def test_store_restore_applies_tombstones_and_last_value() -> None:
@@ -45,3 +53,23 @@ def test_store_drop_forgets_partition() -> None:
     store = make_store()
     store.drop([0])
     assert store.owned() == []
+
+
+def test_store_keeps_committed_values_encoded_and_counts_their_bytes() -> None:
+    decoded: list[bytes] = []
+
+    def decode(data: bytes) -> str:
+        decoded.append(data)
+        return data.decode()
+
+    store = restored(StateStore(decode=decode, encode=str.encode), [("a", b"11"), ("b", b"2")])
+    store.partition(0).restore("a", b"111")
+    part = store.partition(0)
+    assert decoded == []  # a restore copies bytes, it does not decode
+    assert (len(part), part.committed_bytes) == (2, 4)
+    assert part.get("a") == "111" and decoded == [b"111"]
+    part.put("b", None)
+    part.put("c", "33")
+    store.commit()
+    assert (len(part), part.committed_bytes) == (2, 5)
+    assert sorted(part.keys()) == ["a", "c"]
