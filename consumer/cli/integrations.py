@@ -23,9 +23,6 @@ from typing import Any
 import orjson
 from pydantic import SecretStr
 
-from consumer.backfill import BackfillRequest
-from consumer.cli.backfill import run_backfill
-from consumer.cli.preview_inputs import keyless_settings
 from consumer.integrations import (
     AuditAction,
     AuditRecord,
@@ -312,10 +309,19 @@ async def _set_with(
     await publish([(record, audit)])
     print(f"saved {args.merchant}: {_flags(record)}, key {_key_label(ctx.keyring, record)}")
     if args.backfill_days:
-        since = ctx.now - timedelta(days=args.backfill_days)
-        request = BackfillRequest(keyless_settings(record), since)
-        return await asyncio.to_thread(run_backfill, ctx.settings, request)
+        return await _backfill(ctx, record, days=args.backfill_days)
     return 0
+
+
+async def _backfill(ctx: _Context, record: IntegrationRecord, *, days: int) -> int:
+    # Imported here: backfill pulls in the whole derive runtime (about a second of imports)
+    # that every other `integrations` invocation does without.
+    from consumer.backfill import BackfillRequest
+    from consumer.cli.backfill import run_backfill
+    from consumer.cli.preview_inputs import keyless_settings
+
+    request = BackfillRequest(keyless_settings(record), ctx.now - timedelta(days=days))
+    return await asyncio.to_thread(run_backfill, ctx.settings, request)
 
 
 async def _check(key: SecretStr | None, settings: Settings) -> Verification | None:
