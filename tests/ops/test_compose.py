@@ -7,12 +7,15 @@ resolved model the assertions read.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from consumer.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / ".cache/tools/docker-compose/bin/docker-compose"
@@ -114,3 +117,28 @@ def test_mounted_files_exist_and_monitoring_uses_the_charts_rules_and_dashboard(
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/alerts.yaml"]
     (job,) = prometheus["scrape_configs"]
     assert job["static_configs"][0]["targets"] == ["klaviyo-consumer:8080"]
+
+
+def _cli_invocations(model: dict[str, Any]) -> list[list[str]]:
+    """Every ``klaviyo-consumer`` command line the stack runs (commands and shell scripts)."""
+    found: list[list[str]] = []
+    for service in model["services"].values():
+        if service.get("image") != "klaviyo-consumer:local":
+            continue
+        command = service.get("command", [])
+        if service.get("entrypoint"):  # a shell script: its klaviyo-consumer lines
+            for line in " ".join(command).splitlines():
+                words = shlex.split(line)
+                if words[:1] == ["klaviyo-consumer"]:
+                    found.append(words[1:])
+        else:
+            found.append(list(command))
+    return found
+
+
+def test_every_command_the_stack_runs_parses_with_the_real_cli(model: dict[str, Any]) -> None:
+    invocations = _cli_invocations(model)
+    assert len(invocations) >= 5  # sandbox, two onboardings, the service, traffic
+    parser = build_parser()
+    for argv in invocations:
+        parser.parse_args(argv)  # exits (SystemExit) on an unknown or malformed argument
