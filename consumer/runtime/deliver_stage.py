@@ -141,8 +141,10 @@ class DeliverStage:
                 self._lag.read(messages)
                 for message in messages:
                     self._submit(message)
-                # A full batch (or a paused partition) means more input is waiting.
-                self._sink.set_backlog(len(messages) >= _BATCH or bool(self._paused))
+                # A partition paused at its in-flight bound means a real backlog. A full poll
+                # alone does not: at steady load it is common, and lingering longer then only
+                # adds latency (seen as p99 7.8 s at half load in make bench).
+                self._sink.set_backlog(bool(self._paused))
                 await self._maybe_commit()
                 await self._apply_backpressure()
                 self._report_metrics()
