@@ -81,7 +81,7 @@ def spawn(
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    output: IO[bytes] | None = None,
+    output: IO[bytes] | int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own process group; it is SIGKILLed if this process dies.
 
@@ -89,7 +89,8 @@ def spawn(
         argv: The program and its arguments (no shell).
         cwd: Working directory of the child.
         env: Its environment (default: ours).
-        output: File that receives the child's stdout and stderr (default: discarded).
+        output: File that receives the child's stdout and stderr, or ``subprocess.PIPE``
+            (default: discarded).
     """
     hook = _die_with_parent_hook(os.getpid())
     sink: IO[bytes] | int = output if output is not None else subprocess.DEVNULL

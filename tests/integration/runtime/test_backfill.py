@@ -9,7 +9,6 @@ import dataclasses
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -50,6 +49,7 @@ from consumer.outbox import EventOperation, decode_operation
 from consumer.settings import Settings
 from tests.helpers.kafka import Record, drain, produce_records
 from tests.helpers.reference import expected_operations
+from tests.helpers.waiting import wait_until
 from tests.integration.runtime.conftest import Stack, running_service
 
 M = "merchant-5"
@@ -138,16 +138,15 @@ def skip_history_for_live_derive(settings: Settings) -> None:
             for p in range(partition_count(settings.kafka, topic)):
                 high = consumer.get_watermark_offsets(TopicPartition(topic, p))[1]
                 ends.append(TopicPartitionOffset(topic, p, high))
-        deadline = time.monotonic() + 30
-        while True:
+
+        def committed() -> bool:
             try:
                 consumer.commit(ends)
-            except RetriableKafkaError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)  # polling the coordinator's readiness, with a deadline
-            else:
-                return
+            except RetriableKafkaError:  # the group coordinator is still loading
+                return False
+            return True
+
+        wait_until(committed, timeout=30, what="the live derive group's offsets committed")
     finally:
         consumer.close()
 
@@ -221,7 +220,7 @@ async def test_backfill_delivers_history_once_resumes_after_kill_and_lets_live_g
         # 1. A first run, killed -9 after its first committed chunk.
         argv = [sys.executable, "-m", "consumer.cli.main", "backfill", "--merchant", M,
                 "--since", SINCE.isoformat(), "--chunk", "100"]  # fmt: skip
-        child = spawn(argv, env=stack.env(), output=subprocess.PIPE)  # type: ignore[arg-type]
+        child = spawn(argv, env=stack.env(), output=subprocess.PIPE)
         killed_at = await asyncio.to_thread(_kill_after_first_commit, child)
         assert child.returncode == -signal.SIGKILL, f"the first run ended first: {killed_at}"
         assert 0 < killed_at["read"] < killed_at["total"]
