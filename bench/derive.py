@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.stack import INPUTS, BenchStack, GroupProgress, JobTopics, follow
+from bench.stack import INPUTS, BenchStack, GroupProgress, JobTopics, follow, throughput
 from bench.workload import Input
 
 __all__ = ["run_derive"]
@@ -28,12 +28,6 @@ async def run_derive(stack: BenchStack, data: Input, name: str) -> tuple[dict[st
         with child.running():
             await child.wait_ready()
             seen = await follow(progress, child, data.records)
-        rate, cpu, seconds = seen.rate(data.records, child.started)
     finally:
         await asyncio.to_thread(progress.close)
-    return {
-        "rec_per_s": rate,
-        "cpu_percent": cpu,
-        "peak_rss_mib": child.peak_rss / 2**20,
-        "seconds": seconds,
-    }, topics
+    return throughput(seen, child, data.records), topics

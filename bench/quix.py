@@ -16,7 +16,16 @@ from typing import Any
 
 import orjson
 
-from bench.stack import INPUTS, PARTITIONS, ROOT, BenchStack, Child, GroupProgress, follow
+from bench.stack import (
+    INPUTS,
+    PARTITIONS,
+    ROOT,
+    BenchStack,
+    Child,
+    GroupProgress,
+    follow,
+    throughput,
+)
 from bench.workload import Input
 from consumer.kafka import TopicSpec, ensure_topics
 from consumer.settings import Settings
@@ -60,12 +69,6 @@ async def run_peer(stack: BenchStack, data: Input, name: str) -> dict[str, Any]:
             child = Child.start(argv, env, stack.log_dir / f"{name}.log")
             with child.running():
                 seen = await follow(progress, child, data.records)
-            rate, cpu, seconds = seen.rate(data.records, child.started)
         finally:
             await asyncio.to_thread(progress.close)
-    return {
-        "rec_per_s": rate,
-        "cpu_percent": cpu,
-        "peak_rss_mib": child.peak_rss / 2**20,
-        "seconds": seconds,
-    }
+    return throughput(seen, child, data.records)

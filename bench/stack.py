@@ -254,6 +254,17 @@ class Progress:
         return records / seconds, cpu, seconds
 
 
+def throughput(progress: Progress, child: Child, total: int) -> dict[str, float]:
+    """The figures of a job that processed ``total`` records: rate, CPU %, peak RSS, seconds."""
+    rate, cpu, seconds = progress.rate(total, child.started)
+    return {
+        "rec_per_s": rate,
+        "cpu_percent": cpu,
+        "peak_rss_mib": child.peak_rss / 2**20,
+        "seconds": seconds,
+    }
+
+
 async def follow(
     progress: GroupProgress,
     child: Child,
