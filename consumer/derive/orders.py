@@ -113,13 +113,22 @@ def _merge_shipment(
         return facts
     if not newer:
         return previous
+    # A date once known stays known even if a later record omits it.
+    shipped_at = facts.shipped_at or previous.shipped_at
+    delivered_at = facts.delivered_at or previous.delivered_at
+    if (
+        facts.tracking_number == previous.tracking_number
+        and facts.items == previous.items
+        and shipped_at == previous.shipped_at
+        and delivered_at == previous.delivered_at
+    ):
+        return previous  # the common case: most shipments of a record did not change
     return replace(
         previous,
         tracking_number=facts.tracking_number,
         items=facts.items,
-        # A date once known stays known even if a later record omits it.
-        shipped_at=facts.shipped_at or previous.shipped_at,
-        delivered_at=facts.delivered_at or previous.delivered_at,
+        shipped_at=shipped_at,
+        delivered_at=delivered_at,
     )
 
 
