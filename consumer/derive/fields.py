@@ -74,15 +74,18 @@ def optional_text(record: Record, key: str, where: str = "") -> str | None:
     return value if value.strip() else None
 
 
-def _as_moment(value: object, where: str) -> datetime:
+def _as_moment(value: object, where: str, key: str) -> datetime:
+    # The path is only formatted for a message: reading a valid field must stay cheap.
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:  # what the decoder gives: nothing to convert
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             return _EPOCH + timedelta(milliseconds=value)
         except OverflowError:
-            raise InvalidRecord.invalid(where, "is out of range") from None
-    raise InvalidRecord.invalid(where, "is not a timestamp")
+            raise InvalidRecord.invalid(_path(where, key), "is out of range") from None
+    raise InvalidRecord.invalid(_path(where, key), "is not a timestamp")
 
 
 def moment(record: Record, key: str, where: str = "") -> datetime:
@@ -90,13 +93,13 @@ def moment(record: Record, key: str, where: str = "") -> datetime:
     value = record.get(key)
     if value is None:
         raise InvalidRecord.missing(_path(where, key))
-    return _as_moment(value, _path(where, key))
+    return _as_moment(value, where, key)
 
 
 def optional_moment(record: Record, key: str, where: str = "") -> datetime | None:
     """An optional timestamp, as an aware UTC datetime or ``None``."""
     value = record.get(key)
-    return None if value is None else _as_moment(value, _path(where, key))
+    return None if value is None else _as_moment(value, where, key)
 
 
 def count(record: Record, key: str, where: str = "") -> int:
@@ -186,12 +189,16 @@ def children(record: Record, key: str, where: str = "") -> list[tuple[str, Recor
     value = record.get(key)
     if value is None:
         raise InvalidRecord.missing(_path(where, key))
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+    # Exact types first: the decoder's lists and dicts skip the (slow) ABC checks.
+    if type(value) is not list and (
+        not isinstance(value, Sequence) or isinstance(value, str | bytes)
+    ):
         raise InvalidRecord.invalid(_path(where, key), "is not an array")
+    base = _path(where, key)
     found: list[tuple[str, Record]] = []
     for index, item in enumerate(value):
-        path = f"{_path(where, key)}/{index}"
-        if not isinstance(item, Mapping):
+        path = f"{base}/{index}"
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise InvalidRecord.invalid(path, "is not a record")
         found.append((path, item))
     return found

@@ -37,9 +37,32 @@ MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # "after 1990" now, "between 
 MAX_EVENT_FUTURE = timedelta(days=365)  # "can only be up to 1 year in the future"
 
 
+# A character is at most 4 UTF-8 bytes: a string this short cannot break the limit.
+_SURELY_SHORT = MAX_STRING_BYTES // 4
+
+
 def _too_long(value: str) -> bool:
-    # A character is at most 4 UTF-8 bytes: skip the encode for the common short string.
-    return len(value) * 4 > MAX_STRING_BYTES and len(value.encode("utf-8")) > MAX_STRING_BYTES
+    return len(value) > _SURELY_SHORT and len(value.encode("utf-8")) > MAX_STRING_BYTES
+
+
+def _longest(op: Operation) -> int:
+    """The length (characters) of ``op``'s longest string, in one pass of C loops: the
+    common operation has only short ones and skips the per-string check."""
+    profile = op.profile
+    values: list[str | None] = [
+        op.unique_id,
+        profile.email,
+        profile.phone_number,
+        profile.external_id,
+        profile.first_name,
+        profile.last_name,
+    ]
+    if isinstance(op, EventOperation):
+        values += (op.metric, op.value_currency, *op.properties)
+        values += [v for v in op.properties.values() if isinstance(v, str)]
+    else:
+        values += (op.list_id, op.custom_source)
+    return max(map(len, filter(None, values)), default=0)
 
 
 def _profile_strings(profile: Profile) -> Iterable[tuple[str, str, str | None]]:
@@ -68,12 +91,13 @@ def _strings(op: Operation) -> Iterable[tuple[str, str, str | None]]:
 
 def check_operation(op: Operation, now: datetime) -> DeadLetterReason | None:
     """The first Klaviyo limit ``op`` breaks, as a dead-letter reason; ``None`` if it fits."""
-    for prefix, name, value in _strings(op):
-        if value is not None and _too_long(value):
-            return DeadLetterReason(
-                DeadLetterCode.STRING_TOO_LONG,
-                f"{prefix}{name} is longer than {MAX_STRING_BYTES} bytes",
-            )
+    if _longest(op) > _SURELY_SHORT:
+        for prefix, name, value in _strings(op):
+            if value is not None and _too_long(value):
+                return DeadLetterReason(
+                    DeadLetterCode.STRING_TOO_LONG,
+                    f"{prefix}{name} is longer than {MAX_STRING_BYTES} bytes",
+                )
     if not isinstance(op, EventOperation):
         return None
     if len(op.metric) > MAX_METRIC_NAME_CHARS:

@@ -113,13 +113,22 @@ def _merge_shipment(
         return facts
     if not newer:
         return previous
+    # A date once known stays known even if a later record omits it.
+    shipped_at = facts.shipped_at or previous.shipped_at
+    delivered_at = facts.delivered_at or previous.delivered_at
+    if (
+        facts.tracking_number == previous.tracking_number
+        and facts.items == previous.items
+        and shipped_at == previous.shipped_at
+        and delivered_at == previous.delivered_at
+    ):
+        return previous  # the common case: most shipments of a record did not change
     return replace(
         previous,
         tracking_number=facts.tracking_number,
         items=facts.items,
-        # A date once known stays known even if a later record omits it.
-        shipped_at=facts.shipped_at or previous.shipped_at,
-        delivered_at=facts.delivered_at or previous.delivered_at,
+        shipped_at=shipped_at,
+        delivered_at=delivered_at,
     )
 
 
@@ -164,27 +173,25 @@ def _derive(
         previous = None if index is None else shipments[index]
         merged = _merge_shipment(previous, shipment.facts, newer)
         step = apply_update(merged, shipment.update)
-        step = replace(step, shipment=with_carrier_dates(merged, step.shipment, shipment.update))
+        after = with_carrier_dates(merged, step.shipment, shipment.update)
         if index is None:
             position[shipment_id] = len(shipments)
-            shipments.append(step.shipment)
+            shipments.append(after)
         else:
-            shipments[index] = step.shipment
-        if step.trigger is Trigger.CANCELLED and current.cancelled_sent:
+            shipments[index] = after
+        trigger, skip = step.trigger, step.skip
+        if trigger is Trigger.CANCELLED and current.cancelled_sent:
             # The order's cancellation already told the customer; a cancelled label is the
             # same news, and a second "cancelled" would run the merchant's flow twice.
-            step = replace(step, trigger=None, skip=SkipReason.REPEATED_TRIGGER)
-        if step.trigger is not None and shipment.update.event_at is not None:
-            operations += context.shipment_events(
-                step.trigger, shipment.update.event_at, step.shipment
-            )
-        elif step.skip is not None:
-            skips.append(Skip(step.skip, shipment_id))
-    if tuple(shipments) != current.shipments:
-        current = replace(current, shipments=tuple(shipments))
-
+            trigger, skip = None, SkipReason.REPEATED_TRIGGER
+        if trigger is not None and shipment.update.event_at is not None:
+            operations += context.shipment_events(trigger, shipment.update.event_at, after)
+        elif skip is not None:
+            skips.append(Skip(skip, shipment_id))
     if not operations and not skips:
         # Nothing new and no shipments: the order is known and order_created was sent.
         skips.append(Skip(SkipReason.REPEATED_TRIGGER, order.order_id))
-    changed = None if current == state else replace(current, touched_at=now)
+    updated = tuple(shipments)
+    unchanged = updated == current.shipments and (current is state or current == state)
+    changed = None if unchanged else replace(current, shipments=updated, touched_at=now)
     return checked(operations, now, skips=skips, state=changed)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from consumer.derive.config import DeriveConfig
@@ -79,6 +80,13 @@ def with_carrier_dates(
     )
 
 
+@lru_cache(maxsize=65_536)
+def _url_part(value: str) -> str:
+    # safe="" so "/", "#", "?" and "&" inside an order name cannot change the URL's shape.
+    # Cached: an order's name and ids come back with every update (urllib's quote is slow).
+    return quote(value, safe="")
+
+
 def tracking_link(
     template: str | None,
     *,
@@ -104,8 +112,7 @@ def tracking_link(
         value = values[name]
         if value is None:
             return None
-        # safe="" so "/", "#", "?" and "&" inside an order name cannot change the URL's shape.
-        link = link.replace(placeholder, quote(value, safe=""))
+        link = link.replace(placeholder, _url_part(value))
     return link
 
 
@@ -157,14 +164,15 @@ class TrackingContext:
         ]
 
     def _update_properties(
-        self, trigger: Trigger, at: datetime, **link: str
+        self, trigger: Trigger, date: str, **link: str
     ) -> dict[str, PropertyValue]:
-        """Properties every Order Tracking Update has; ``link`` adds shipment placeholders."""
+        """Properties every Order Tracking Update has (``date``: when, as ``iso`` renders
+        it); ``link`` adds shipment placeholders."""
         order = self.order
         return {
             "Trigger": trigger.value,
             "OrderRef": order.order_name,
-            "Date": iso(at),
+            "Date": date,
             "TrackingPageLink": tracking_link(
                 self.merchant.tracking_page_url_template,
                 order_name=order.order_name,
@@ -179,7 +187,7 @@ class TrackingContext:
     ) -> list[EventOperation]:
         """An order-level update (``order_created``, order ``cancelled``) and its line items."""
         order = self.order
-        properties = self._update_properties(trigger, at)
+        properties = self._update_properties(trigger, iso(at))
         unique_id = f"order-tracking:{order.order_id}:{trigger.value}"
         return [
             self._event(Metric.ORDER_TRACKING_UPDATE, properties, at, unique_id),
@@ -195,10 +203,11 @@ class TrackingContext:
         self, trigger: Trigger, at: datetime, shipment: ShipmentState
     ) -> list[EventOperation]:
         """A shipment's update at carrier event time ``at`` and one item event per line."""
+        date = iso(at)
         properties = {
             **self._update_properties(
                 trigger,
-                at,
+                date,
                 shipment_id=shipment.shipment_id,
                 tracking_number=shipment.tracking_number,
             ),
@@ -206,7 +215,7 @@ class TrackingContext:
             "OrderDeliveredDate": iso(shipment.delivered_at) if shipment.delivered_at else None,
             "EstimatedDeliveryDate": iso(shipment.current_eta) if shipment.current_eta else None,
         }
-        stamp = f"{trigger.value}:{iso(at)}"
+        stamp = f"{trigger.value}:{date}"
         unique_id = f"tracking:{shipment.shipment_id}:{stamp}"
         return [
             self._event(Metric.ORDER_TRACKING_UPDATE, properties, at, unique_id),

@@ -128,7 +128,9 @@ _RETRIABLE_CODES = frozenset(
         _Codes.ILLEGAL_GENERATION,
         _Codes.UNKNOWN_MEMBER_ID,
         _Codes._ASSIGNMENT_LOST,  # noqa: SLF001
-        # A partition leader is moving (broker failover).
+        # A partition leader is moving (broker failover); a request in flight to a node that
+        # left the cluster's metadata fails with _DESTROY_BROKER and goes to another one.
+        _Codes._DESTROY_BROKER,  # noqa: SLF001
         _Codes.NOT_LEADER_FOR_PARTITION,
         _Codes.LEADER_NOT_AVAILABLE,
         _Codes.NOT_ENOUGH_REPLICAS,

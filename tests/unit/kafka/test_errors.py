@@ -39,6 +39,7 @@ Codes = confluent_kafka.KafkaError
         (Codes(Codes.UNKNOWN_MEMBER_ID, "session expired"), RetriableKafkaError),
         (Codes(Codes._ASSIGNMENT_LOST, "assignment lost"), RetriableKafkaError),
         (Codes(Codes.NOT_LEADER_FOR_PARTITION, "leader moved"), RetriableKafkaError),
+        (Codes(Codes._DESTROY_BROKER, "node left the cluster"), RetriableKafkaError),
         (Codes(Codes._MSG_TIMED_OUT, "delivery timed out"), RetriableKafkaError),
         (Codes(Codes.UNKNOWN_TOPIC_OR_PART, "no topic"), UnknownTopicError),
         (Codes(Codes.INVALID_CONFIG, "bad config"), KafkaError),
