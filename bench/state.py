@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.stack import INPUTS, PARTITIONS, BenchStack, GroupProgress, JobTopics, follow
+from bench.stack import (
+    INPUTS,
+    PARTITIONS,
+    BenchStack,
+    GroupProgress,
+    JobTopics,
+    follow,
+    settle,
+)
 from consumer.derive import DeriveConfig, derive_order
 from consumer.devstack.publish import ensure_input_topics, publish
 from consumer.devstack.stack import merchant_settings
@@ -93,6 +101,7 @@ async def run_state(stack: BenchStack, changelog: Changelog, name: str) -> dict[
         GroupProgress, stack.bootstrap_servers, group, [names[i] for i in INPUTS]
     )
     try:
+        await settle()  # ready_s is a figure: no other child may still be stopping
         child = stack.service(name, "derive", overrides)
         with child.running():
             ready = await child.wait_ready(timeout=600)
