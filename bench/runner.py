@@ -29,7 +29,14 @@ from bench.phases import PHASES
 from bench.quix import prepare_peer, run_peer
 from bench.results import Figures, machine_facts, write_results
 from bench.stack import INPUTS, ROOT, BenchStack, settle
-from bench.state import Changelog, run_state, state_figures, write_changelog
+from bench.state import (
+    Changelog,
+    Probes,
+    publish_probes,
+    run_state,
+    state_figures,
+    write_changelog,
+)
 from bench.workload import Input, dev_produce_rate, generate, orders_for, publish_input
 from consumer.devstack import KafkaBroker
 from consumer.devstack.traffic import InputRecord
@@ -76,17 +83,20 @@ def resolve_jobs(wanted: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Prepared:
-    """What the jobs share: the published input and the two state changelogs."""
+    """What the jobs share: the published input, the two state changelogs, and each state
+    run's new records (two a repeat)."""
 
     data: Input | None
     changelog: Changelog | None
     empty: Changelog | None
+    probes: list[Probes]
 
 
 async def prepare(
     stack: BenchStack, profile: Profile, jobs: tuple[str, ...], traffic: list[InputRecord]
 ) -> Prepared:
-    """Publish the input while the merchants are onboarded and the changelogs written.
+    """Publish the input and the state runs' records while the merchants are onboarded and
+    the changelogs written.
 
     The changelogs come after onboarding: both create the shared integrations topic.
     """
@@ -109,10 +119,18 @@ async def prepare(
         changelog = await timed("changelog", lambda: write_changelog(stack, profile.shipments))
         return changelog, await timed("empty changelog", lambda: write_changelog(stack, 0))
 
-    data, state = await asyncio.gather(input_topics(), merchants_and_state())
+    async def state_probes() -> list[Probes]:
+        if "state" not in jobs:
+            return []
+        runs = 2 * profile.repeats
+        return await timed("state probes", lambda: [publish_probes(stack) for _ in range(runs)])
+
+    data, state, probes = await asyncio.gather(
+        input_topics(), merchants_and_state(), state_probes()
+    )
     if data is not None:
         log.info("input: %d records on %s", data.records, data.topics.inputs)
-    return Prepared(data, *(state or (None, None)))
+    return Prepared(data, *(state or (None, None)), probes)
 
 
 async def run_repeat(
@@ -155,8 +173,9 @@ async def run_repeat(
             got["latency"] = await run_latency(stack, load, rate, f"latency-{r}")
     if "state" in jobs and ready.changelog is not None and ready.empty is not None:
         with PHASES.timed("job state"):
-            on_state = await run_state(stack, ready.changelog, f"state-{r}")
-            without = await run_state(stack, ready.empty, f"state-empty-{r}")
+            full, empty = ready.probes[2 * r : 2 * r + 2]
+            on_state = await run_state(stack, ready.changelog, full, f"state-{r}")
+            without = await run_state(stack, ready.empty, empty, f"state-empty-{r}")
         got["state"] = state_figures(on_state, without)
     return got
 
