@@ -12,6 +12,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -130,7 +131,6 @@ class Child:
     url: str | None
     started: float
     peak_rss: int = 0
-    stopping_since: float = 0.0
 
     @classmethod
     def start(
@@ -186,21 +186,24 @@ class Child:
         await settle()
         return seconds
 
-    def terminate(self) -> None:
-        """SIGTERM now; ``settle`` waits for the exit."""
-        self.stopping_since = time.monotonic()
+    def terminate(self, timeout: float = 30.0) -> None:
+        """SIGTERM now; a thread waits for the exit (SIGKILL past ``timeout``) and ``settle``
+        waits for that thread."""
+        stopping_since = time.monotonic()
+
+        def reap() -> None:
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+            PHASES.add(f"{self.log.stem}: stop", time.monotonic() - stopping_since)
+
         if self.alive():
             self.process.terminate()
-        _STOPPING.append(self)
-
-    def wait_stopped(self, timeout: float) -> None:
-        """Wait for the exit, SIGKILL past ``timeout``."""
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
-        PHASES.add(f"{self.log.stem}: stop", time.monotonic() - self.stopping_since)
+        reaper = threading.Thread(target=reap, name=f"reap-{self.log.stem}", daemon=True)
+        reaper.start()
+        _STOPPING.append(reaper)
 
     @contextmanager
     def running(self) -> Iterator[Child]:
@@ -212,10 +215,10 @@ class Child:
             self.terminate()
 
 
-_STOPPING: list[Child] = []
+_STOPPING: list[threading.Thread] = []
 
 
-async def settle(timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def settle() -> None:
     """Wait until every child told to stop has exited, so none competes with a measurement.
 
     A stop mostly waits on the broker (the last commit, leaving the group); it overlaps the
@@ -223,8 +226,7 @@ async def settle(timeout: float = 30.0) -> None:  # noqa: ASYNC109
     measured (state) or that have no readiness to wait for call this first.
     """
     while _STOPPING:
-        child = _STOPPING.pop()
-        await asyncio.to_thread(child.wait_stopped, timeout)
+        await asyncio.to_thread(_STOPPING.pop().join)
 
 
 class GroupProgress:
