@@ -52,12 +52,11 @@ run: install
 
 # Figures to bench/results/<date>-<commit>.{json,md}; see docs/performance.md.
 # BENCH_ARGS: more options, e.g. BENCH_ARGS="--jobs derive,peer" (python -m bench --help).
+# The bench's broker fetches its jars itself (KafkaBroker.start), as dev fetch-broker would.
 bench: install
-	$(BIN)/klaviyo-consumer dev fetch-broker
 	UV=$(UV) $(PY) -m bench --profile full $(BENCH_ARGS)
 
 bench-quick: install
-	$(BIN)/klaviyo-consumer dev fetch-broker
 	UV=$(UV) $(PY) -m bench --profile quick $(BENCH_ARGS)
 
 clean:
