@@ -52,7 +52,7 @@ run: install
 
 # Figures to bench/results/<date>-<commit>.{json,md}; see docs/performance.md.
 # BENCH_ARGS: more options, e.g. BENCH_ARGS="--jobs derive,peer" (python -m bench --help).
-# The bench's broker fetches its jars itself (KafkaBroker.start), as dev fetch-broker would.
+# The bench fetches the broker jars itself before starting its broker (as dev fetch-broker).
 bench: install
 	UV=$(UV) $(PY) -m bench --profile full $(BENCH_ARGS)
 

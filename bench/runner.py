@@ -39,6 +39,7 @@ from bench.state import (
 )
 from bench.workload import Input, dev_produce_rate, generate, orders_for, publish_input
 from consumer.devstack import KafkaBroker
+from consumer.devstack.artifacts import fetch_broker_artifacts
 from consumer.devstack.traffic import InputRecord
 from consumer.sandbox import Sandbox
 
@@ -218,6 +219,8 @@ async def broker_for(bootstrap: str | None) -> AsyncIterator[str]:
         return
     broker = KafkaBroker()
     with PHASES.timed("broker start"):
+        # Jars first, so a download on a clean machine does not eat the start-up timeout.
+        await asyncio.to_thread(fetch_broker_artifacts)
         await asyncio.to_thread(broker.start)
     try:
         yield broker.bootstrap_servers
