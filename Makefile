@@ -51,13 +51,13 @@ run: install
 	$(BIN)/klaviyo-consumer dev up
 
 # Figures to bench/results/<date>-<commit>.{json,md}; see docs/performance.md.
+# BENCH_ARGS: more options, e.g. BENCH_ARGS="--jobs derive,peer" (python -m bench --help).
+# The bench fetches the broker jars itself before starting its broker (as dev fetch-broker).
 bench: install
-	$(BIN)/klaviyo-consumer dev fetch-broker
-	UV=$(UV) $(PY) -m bench --profile full
+	UV=$(UV) $(PY) -m bench --profile full $(BENCH_ARGS)
 
 bench-quick: install
-	$(BIN)/klaviyo-consumer dev fetch-broker
-	UV=$(UV) $(PY) -m bench --profile quick
+	UV=$(UV) $(PY) -m bench --profile quick $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

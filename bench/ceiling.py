@@ -1,7 +1,8 @@
 """The ceiling: how fast this machine reads the input at all, and reads plus Avro-decodes it.
 
 Runs in its own interpreter (``python -m bench.ceiling``) like the jobs it bounds, through the
-same consumer facade and decoders the derive stage uses, and prints one JSON line.
+same consumer facade and decoders the derive stage uses: one read without decoding, then one
+with (each on a fresh consumer), and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -52,24 +53,25 @@ def read_all(bootstrap: str, topics: dict[str, str], decode: bool) -> dict[str, 
     return {"records": count, "seconds": seconds, "rec_per_s": count / seconds}
 
 
-def measure_ceiling(bootstrap: str, topics: dict[str, str], decode: bool) -> dict[str, Any]:
-    """Run ``read_all`` in a fresh interpreter; its result."""
+def measure_ceiling(bootstrap: str, topics: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Both reads in a fresh interpreter: ``{"consume": ..., "decode": ...}`` (``read_all``)."""
     argv = [sys.executable, "-m", "bench.ceiling", bootstrap, orjson.dumps(topics).decode()]
-    if decode:
-        argv.append("--decode")
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, check=True, timeout=600)
-    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    result: dict[str, dict[str, Any]] = orjson.loads(done.stdout.splitlines()[-1])
     return result
 
 
 def main() -> None:
-    """``python -m bench.ceiling BOOTSTRAP TOPICS_JSON [--decode]``."""
+    """``python -m bench.ceiling BOOTSTRAP TOPICS_JSON``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("bootstrap")
     parser.add_argument("topics", type=orjson.loads)
-    parser.add_argument("--decode", action="store_true")
     args = parser.parse_args()
-    print(orjson.dumps(read_all(args.bootstrap, args.topics, args.decode)).decode())
+    result = {
+        "consume": read_all(args.bootstrap, args.topics, decode=False),
+        "decode": read_all(args.bootstrap, args.topics, decode=True),
+    }
+    print(orjson.dumps(result).decode())
 
 
 if __name__ == "__main__":

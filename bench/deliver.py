@@ -51,12 +51,12 @@ async def run_deliver(stack: BenchStack, source: JobTopics, name: str) -> dict[s
     group = f"{topics.prefix}-deliver"
     progress = await asyncio.to_thread(GroupProgress, stack.bootstrap_servers, group, [outbox])
     try:
-        total = await asyncio.to_thread(progress.transactional_end)
         stack.sandbox.reset()
         overrides = stack.overrides(topics, topics={"outbox": outbox}, delivery=UNLIMITED)
         child = stack.service(name, "deliver", overrides)
         with child.running():
-            await child.wait_ready()
+            await child.wait_ready()  # and derive has stopped: its outbox is final
+            total = await asyncio.to_thread(progress.transactional_end)
             seen = await follow(progress, child, total)
         _, cpu, _ = seen.rate(total, child.started)
     finally:

@@ -24,6 +24,7 @@ from bench.stack import (
     Child,
     GroupProgress,
     follow,
+    settle,
     throughput,
 )
 from bench.workload import Input
@@ -68,6 +69,7 @@ async def run_peer(stack: BenchStack, data: Input, name: str) -> dict[str, Any]:
         try:
             child = Child.start(argv, env, stack.log_dir / f"{name}.log")
             with child.running():
+                await settle()  # the previous child's stop overlaps only this start-up
                 seen = await follow(progress, child, data.records)
         finally:
             await asyncio.to_thread(progress.close)

@@ -111,8 +111,10 @@ def write_results(
     parameters: dict[str, Any],
     figures: Figures,
     machine_before: dict[str, Any],
+    phases: dict[str, float],
 ) -> tuple[Path, Path]:
-    """Write the JSON and Markdown results; returns their paths."""
+    """Write the JSON and Markdown results (``phases``: wall seconds of the run's phases, to
+    see where the time went); returns their paths."""
     commit = _git("rev-parse", "--short=12", "HEAD") or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     now = datetime.now(UTC)
@@ -141,6 +143,7 @@ def write_results(
         },
         "figures": summary,
         "targets": targets,
+        "phases": {name: round(seconds, 2) for name, seconds in phases.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{now:%Y-%m-%d}-{commit}{'-dirty' if dirty else ''}"
@@ -178,7 +181,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         + ".",
         "",
         "Parameters: "
-        + ", ".join(f"{k} {v}" for k, v in document["parameters"].items())
+        + ", ".join(f"{k} {_parameter(v)}" for k, v in document["parameters"].items())
         + ". Each figure: median (min to max) of the interleaved repeats; ratios per repeat.",
         "",
         "| figure | median | min to max | repeats |",
@@ -195,4 +198,11 @@ def render_markdown(document: dict[str, Any]) -> str:
             f"| {target['target']} | {_number(target['median'])} | "
             f"{'yes' if target['met'] else 'no'} |"
         )
+    # Children's own phases ("derive-0: stop") are in the JSON only.
+    phases = [f"{k} {v:.1f}" for k, v in document["phases"].items() if ": " not in k]
+    lines += ["", "Wall time (s, over all repeats): " + ", ".join(phases) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _parameter(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)

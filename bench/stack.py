@@ -12,6 +12,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 import psutil
 
-from consumer.devstack import KafkaBroker
+from bench.phases import PHASES
 from consumer.devstack.broker import free_port
 from consumer.devstack.process import spawn
 from consumer.devstack.stack import DemoMerchant, onboard
@@ -32,12 +33,15 @@ from consumer.kafka import KafkaConsumer, TopicPartition, partition_count
 from consumer.sandbox import Sandbox
 from consumer.settings import Settings, TopicSettings
 
-__all__ = ["BenchStack", "Child", "GroupProgress", "JobTopics", "follow", "start_broker"]
+__all__ = ["BenchStack", "Child", "GroupProgress", "JobTopics", "follow", "settle"]
 
 ENV_PREFIX = "KLAVIYO_CONSUMER_"
 INPUTS = ("orders", "returns", "storefront_events")
 PARTITIONS = 3
 ROOT = Path(__file__).resolve().parent.parent
+# A job's figures are taken before its child stops, so nothing needs the stop to drain:
+# in-flight deliveries get 0.6 of this (the default 25 s cost the latency job 6 s a stop).
+SHUTDOWN_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class BenchStack:
                 env[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = text
         env[f"{ENV_PREFIX}HTTP__PORT"] = str(port)
         argv = [sys.executable, "-m", "consumer.cli.main", "run", "--stage", stage]
-        argv += ["--instance-id", name, "--shutdown-seconds", "10"]
+        argv += ["--instance-id", name, "--shutdown-seconds", str(SHUTDOWN_SECONDS)]
         return Child.start(argv, env, self.log_dir / f"{name}.log", f"http://127.0.0.1:{port}")
 
 
@@ -170,33 +174,59 @@ class Child:
             return False
 
     async def wait_ready(self, timeout: float = 120.0) -> float:  # noqa: ASYNC109
-        """Seconds from start until ready."""
+        """Seconds from start until ready; returns once earlier children have stopped too."""
         deadline = time.monotonic() + timeout
         while not await asyncio.to_thread(self.ready):
             self.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.log.stem} not ready after {timeout} s")
             await asyncio.sleep(0.05)  # polling a condition with a deadline
-        return time.monotonic() - self.started
+        seconds = time.monotonic() - self.started
+        PHASES.add(f"{self.log.stem}: start to ready", seconds)
+        await settle()
+        return seconds
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL past ``timeout``."""
-        if not self.alive():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
+    def terminate(self, timeout: float = 30.0) -> None:
+        """SIGTERM now; a thread waits for the exit (SIGKILL past ``timeout``) and ``settle``
+        waits for that thread."""
+        stopping_since = time.monotonic()
+
+        def reap() -> None:
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+            PHASES.add(f"{self.log.stem}: stop", time.monotonic() - stopping_since)
+
+        if self.alive():
+            self.process.terminate()
+        reaper = threading.Thread(target=reap, name=f"reap-{self.log.stem}", daemon=True)
+        reaper.start()
+        _STOPPING.append(reaper)
 
     @contextmanager
     def running(self) -> Iterator[Child]:
-        """Stop it on exit, whatever happened."""
+        """SIGTERM on exit, whatever happened; the stop overlaps whatever the bench does next
+        until ``settle`` (before anything is measured)."""
         try:
             yield self
         finally:
-            self.stop()
+            self.terminate()
+
+
+_STOPPING: list[threading.Thread] = []
+
+
+async def settle() -> None:
+    """Wait until every child told to stop has exited, so none competes with a measurement.
+
+    A stop mostly waits on the broker (the last commit, leaving the group); it overlaps the
+    next child's start-up, whose own duration is not a figure. Jobs whose start-up is
+    measured (state) or that have no readiness to wait for call this first.
+    """
+    while _STOPPING:
+        await asyncio.to_thread(_STOPPING.pop().join)
 
 
 class GroupProgress:
@@ -286,11 +316,3 @@ async def follow(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{child.log.stem}: {committed} of {total} after {timeout} s")
         await asyncio.sleep(interval)  # polling a condition with a deadline
-
-
-def start_broker(log_dir: Path) -> KafkaBroker:
-    """A fresh single-node broker for this run (stopped by the caller)."""
-    broker = KafkaBroker()
-    broker.start()
-    (log_dir / "broker.txt").write_text(f"{broker.bootstrap_servers}\n{broker.log_file}\n")
-    return broker

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.stack import INPUTS, PARTITIONS, BenchStack, GroupProgress, JobTopics, follow
+from bench.stack import (
+    INPUTS,
+    PARTITIONS,
+    BenchStack,
+    GroupProgress,
+    JobTopics,
+    follow,
+    settle,
+)
 from consumer.derive import DeriveConfig, derive_order
 from consumer.devstack.publish import ensure_input_topics, publish
 from consumer.devstack.stack import merchant_settings
@@ -23,7 +31,14 @@ from consumer.runtime.topics import ensure_service_topics
 from consumer.settings import DeriveSettings
 from consumer.state.shipments import OrderState, encode_order_state
 
-__all__ = ["Changelog", "run_state", "state_figures", "write_changelog"]
+__all__ = [
+    "Changelog",
+    "Probes",
+    "publish_probes",
+    "run_state",
+    "state_figures",
+    "write_changelog",
+]
 
 _PROBE_ORDERS = 10  # per merchant of the first two: a few new records to process
 
@@ -76,23 +91,39 @@ def write_changelog(stack: BenchStack, shipments: int) -> Changelog:
     return Changelog(topics, shipments)
 
 
-async def run_state(stack: BenchStack, changelog: Changelog, name: str) -> dict[str, Any]:
-    """Start derive on ``changelog`` with a few new input records waiting; its figures."""
+@dataclass(frozen=True)
+class Probes:
+    """A few new input records waiting on fresh input topics, for one state run."""
+
+    topics: JobTopics
+    records: int
+
+
+def publish_probes(stack: BenchStack) -> Probes:
+    """The same few orders of the first two merchants, on fresh topics."""
     topics = stack.job("state-run")
+    settings = stack.settings(topics)
+    ensure_input_topics(settings, PARTITIONS)
+    merchants = [m.merchant_id for m in stack.merchants[:2]]
+    probes = sample_traffic(merchants, _PROBE_ORDERS, datetime.now(UTC), seed=11)
+    return Probes(topics, publish(settings, probes))
+
+
+async def run_state(
+    stack: BenchStack, changelog: Changelog, probes: Probes, name: str
+) -> dict[str, Any]:
+    """Start derive on ``changelog`` with ``probes`` waiting; its figures."""
+    topics, total = probes.topics, probes.records
     names = topics.names()
     overrides = stack.overrides(
         topics, topics={"tracking_state": changelog.topics.names()["tracking_state"]}
     )
-    settings = stack.settings(topics)
-    await asyncio.to_thread(ensure_input_topics, settings, PARTITIONS)
-    merchants = [m.merchant_id for m in stack.merchants[:2]]
-    probes = sample_traffic(merchants, _PROBE_ORDERS, datetime.now(UTC), seed=11)
-    total = await asyncio.to_thread(publish, settings, probes)
     group = f"{topics.prefix}-derive"
     progress = await asyncio.to_thread(
         GroupProgress, stack.bootstrap_servers, group, [names[i] for i in INPUTS]
     )
     try:
+        await settle()  # ready_s is a figure: no other child may still be stopping
         child = stack.service(name, "derive", overrides)
         with child.running():
             ready = await child.wait_ready(timeout=600)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from bench.results import TARGETS
+from bench.runner import JOBS
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +37,25 @@ FIGURES = {
 }
 
 
-def test_bench_runs_end_to_end_on_tiny_input(bootstrap_servers: str, tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "bench", "--profile", "tiny", "--records", "1500"]
-    argv += ["--bootstrap-servers", bootstrap_servers, "--out", str(tmp_path)]
+def _bench(bootstrap_servers: str, out: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """``python -m bench --profile tiny ARGS``: its JSON document and Markdown page."""
+    argv = [sys.executable, "-m", "bench", "--profile", "tiny", "--records", "1500", *args]
+    argv += ["--bootstrap-servers", bootstrap_servers, "--out", str(out)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    [json_path] = tmp_path.glob("*.json")
-    [md_path] = tmp_path.glob("*.md")
+    [json_path] = out.glob("*.json")
+    [md_path] = out.glob("*.md")
     assert json_path.stem == md_path.stem
     assert json_path.stem.endswith("-tiny")
-    document = orjson.loads(json_path.read_bytes())
+    return orjson.loads(json_path.read_bytes()), md_path.read_text()
+
+
+def test_bench_runs_end_to_end_on_tiny_input(bootstrap_servers: str, tmp_path: Path) -> None:
+    document, page = _bench(bootstrap_servers, tmp_path)
     assert document["profile"] == "tiny"
     assert document["parameters"]["records"] == 1500
+    assert document["parameters"]["jobs"] == list(JOBS)
+    assert {f"job {job}" for job in JOBS} <= set(document["phases"])
     machine = document["machine"]
     assert machine["cpu_count"] >= 1
     assert len(machine["load_average_before"]) == len(machine["load_average_after"]) == 3
@@ -59,10 +68,18 @@ def test_bench_runs_end_to_end_on_tiny_input(bootstrap_servers: str, tmp_path: P
     assert figures["derive.rec_per_s"]["median"] > 0
     assert figures["latency.probes"]["median"] > 0
     assert figures["latency.lost_probes"]["median"] == 0
-    # Every record of the input was read by both ceilings.
+    # dev produce published the whole sample it was asked for.
     assert figures["produce.records"]["median"] >= 1500
     assert {t["figure"] for t in document["targets"]} <= {t.figure for t in TARGETS}
-    page = md_path.read_text()
     assert "| figure | median | min to max | repeats |" in page
     for name in FIGURES:
         assert f"| {name} |" in page
+
+
+def test_a_subset_of_jobs_measures_only_those(bootstrap_servers: str, tmp_path: Path) -> None:
+    document, page = _bench(bootstrap_servers, tmp_path, "--jobs", "ceiling")
+    assert document["parameters"]["jobs"] == ["ceiling"]
+    assert "jobs ceiling," in page
+    assert set(document["figures"]) == {"ceiling.consume_rec_per_s", "ceiling.decode_rec_per_s"}
+    assert document["figures"]["ceiling.decode_rec_per_s"]["median"] > 0
+    assert document["targets"] == []
