@@ -114,7 +114,7 @@ class ChangelogRestore:
         for message in consumer.consume(max_records, timeout):
             store = self._pending.get(message.partition)
             if message.key is not None and store is not None:
-                store.restore(message.key.decode(), message.value)
+                store.restore(message.key, message.value)
                 self._records[message.partition] += 1
         catch_up.advance()
         finished = sorted(self._pending.keys() - {tp.partition for tp in catch_up.pending})
