@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 import sys
 
+from pytest import MonkeyPatch
+
+from consumer.state import arena as arena_module
 from consumer.state.arena import Arena
 
 
@@ -49,3 +52,13 @@ def test_arena_keeps_memory_near_its_live_records() -> None:
         arena.put(f"k{n % 100}".encode(), bytes(200))
     assert len(arena) == 101
     assert sys.getsizeof(arena) < 8 << 20  # garbage is compacted away: not the 21 MB written
+
+
+def test_arena_tells_apart_keys_whose_hash_tags_are_equal(monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(arena_module, "_TAG", 1)  # 1-bit tags: five keys must share them
+    arena = Arena()
+    keys = [b"a", b"bb", b"ccc", b"dd", b"e"]
+    for key in keys:
+        arena.put(key, key * 2)
+    arena.put(b"bb", None)
+    assert [arena.get(key) for key in keys] == [b"aa", None, b"cccccc", b"dddd", b"ee"]
