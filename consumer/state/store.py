@@ -28,7 +28,7 @@ __all__ = ["DECODED_CACHE_SIZE", "PartitionKeys", "PartitionStore", "StateStore"
 S = TypeVar("S")
 
 DECODED_CACHE_SIZE = 2_000
-"""Committed values kept decoded per partition (a fixed memory base: ~2.5 KB per order)."""
+"""Committed values kept decoded per partition (a fixed memory base: ~2.2 KB per order)."""
 
 
 class PartitionKeys:
