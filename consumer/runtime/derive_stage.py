@@ -75,6 +75,7 @@ class _Prepared:
     result: Derivation
     outbox: list[tuple[Operation, bytes]]
     order_id: str | None
+    state: bytes | None  # the new order state, encoded (checked to fit, then written as is)
 
 
 class DeriveStage:
@@ -254,7 +255,7 @@ class DeriveStage:
             self._errors.passed()
             if prepared.order_id is not None and prepared.result.state is not None:
                 store = self._store.partition(message.partition)
-                store.put(prepared.order_id, prepared.result.state)
+                store.put(prepared.order_id, prepared.result.state, prepared.state)
                 self._timers.schedule(message.partition, prepared.order_id, prepared.result.state)
             self._apply(message, prepared.merchant_id, prepared.result, prepared.outbox)
         self._checkpoint.processed(message)
@@ -265,12 +266,13 @@ class DeriveStage:
         result = self.derive_record(message, record)
         merchant_id = str(record.get("merchant_id") or "")
         outbox = [self._encoded(op) for op in result.operations]
-        order_id = None
+        order_id = state = None
         if message.topic == self._topics.orders:
             order_id = str(record.get("order_id") or "")
             if result.state is not None:
-                self._fits("tracking state", order_id.encode(), encode_order_state(result.state))
-        return _Prepared(merchant_id, result, outbox, order_id)
+                state = encode_order_state(result.state)
+                self._fits("tracking state", order_id.encode(), state)
+        return _Prepared(merchant_id, result, outbox, order_id, state)
 
     def derive_record(self, message: ConsumedMessage, record: dict[str, Any]) -> Derivation:
         """The one call into derivation for an input record (tests override it to inject

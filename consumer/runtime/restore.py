@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +20,18 @@ from consumer.settings import KafkaSettings
 from consumer.state.store import PartitionStore, StateStore
 
 __all__ = ["ChangelogRestore", "read_partitions_to_end"]
+
+
+def _heap_trimmer() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none (e.g. musl)."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+# A restore frees a lot (the consumer's fetch buffers, every record's message object) in a
+# worker thread, and glibc keeps those pages in its per-thread arenas: measured, RSS stays at
+# 2.2 x the restored state's size until it is trimmed.
+_MALLOC_TRIM = _heap_trimmer()
 
 
 def read_partitions_to_end(
@@ -114,7 +128,7 @@ class ChangelogRestore:
         for message in consumer.consume(max_records, timeout):
             store = self._pending.get(message.partition)
             if message.key is not None and store is not None:
-                store.restore(message.key.decode(), message.value)
+                store.restore(message.key, message.value)
                 self._records[message.partition] += 1
         catch_up.advance()
         finished = sorted(self._pending.keys() - {tp.partition for tp in catch_up.pending})
@@ -124,6 +138,8 @@ class ChangelogRestore:
                 self._store.install(partition, self._pending.pop(partition))
             if not self._pending:
                 self.close()
+                if _MALLOC_TRIM is not None:
+                    _MALLOC_TRIM(0)
         return {p: self._records.pop(p) for p in finished}
 
     def close(self) -> None:

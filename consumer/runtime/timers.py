@@ -1,16 +1,20 @@
 """The clock-driven work on tracking state: ``stalled_in_transit`` timers and retention.
 
-Stall timers: a min-heap per partition holds ``(due time, order id)``. Entries are never removed
-eagerly: when one comes due, the order's current state says whether it is still due (state may
-have moved on, or been removed, since it was scheduled).
+Stall timers: a min-heap per partition holds ``(due time, order id)`` for the orders whose
+timer is due before the partition's *horizon*, not for every order (with a 72-hour stall
+threshold most in-transit orders are days away from theirs, and an entry costs ~120 bytes).
+Entries are never removed eagerly: when one comes due, the order's current state says whether
+it is still due (state may have moved on, or been removed, since it was scheduled).
 
 Scans: a pass over every key of a partition, a bounded number of keys per call, so a large
 state never holds up the stage loop. A pass removes the orders whose retention has run out
 (``expires_at`` at the runtime's ``now``; the deletion becomes a changelog tombstone at the
-next checkpoint). An *indexing* pass also schedules each order's stall timer: it runs after a
-restore, and after an abort (a timer popped inside the aborted transaction would otherwise be
-lost, so the heaps are rebuilt from the rewound state). Retention passes start again every
-``sweep_seconds``.
+next checkpoint) and moves the horizon to ``now`` + 2 x ``sweep_seconds``, indexing the timers
+due up to it that the previous horizon left out. Passes start again every ``sweep_seconds``,
+and sooner when the runtime's clock nears the horizon, so a timer is in its heap before it
+comes due as long as a pass takes less than ``sweep_seconds``. An *indexing* pass, after a
+restore and after an abort (a timer popped inside the aborted transaction would otherwise be
+lost), starts from an empty heap and no horizon; until it has begun, every change is indexed.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consumer.derive import Derivation, DeriveConfig, due_timers, expires_at, next_timer_at
 from consumer.merchant import MerchantSettings
 from consumer.state.shipments import OrderState
-from consumer.state.store import StateStore
+from consumer.state.store import PartitionKeys, StateStore
 
 __all__ = ["TimerIndex"]
 
@@ -33,8 +37,9 @@ __all__ = ["TimerIndex"]
 class _Pass:
     """A scan in progress over one partition's keys (those live when it started)."""
 
-    keys: list[str]
-    index: bool
+    keys: PartitionKeys
+    after: datetime | None  # timers due up to here are indexed already (None: none are)
+    horizon: datetime | None = None  # set when the pass takes its first keys
     position: int = 0
     started_at: float = field(default_factory=time.monotonic)
 
@@ -53,21 +58,25 @@ class TimerIndex:
         self._config = config
         self._merchants = merchants
         self._sweep_seconds = sweep_seconds
+        self._lookahead = timedelta(seconds=2 * sweep_seconds)
         self._heaps: dict[int, list[tuple[datetime, str]]] = {}
+        self._horizons: dict[int, datetime] = {}  # absent: index every change
         self._passes: dict[int, _Pass] = {}
         self._last_pass: dict[int, float] = {}
 
     def schedule(self, partition: int, order_id: str, state: OrderState) -> None:
         """Note the next due time of ``state`` (if any) after it changed."""
         due = next_timer_at(state, self._merchants(state.merchant_id), self._config)
-        if due is not None:
+        horizon = self._horizons.get(partition)
+        if due is not None and (horizon is None or due <= horizon):
             heapq.heappush(self._heaps.setdefault(partition, []), (due, order_id))
 
     def reindex(self, partitions: list[int]) -> None:
         """Forget the timers of ``partitions`` and index them afresh, scan by scan."""
         for partition in partitions:
             self._heaps[partition] = []
-            self._passes[partition] = _Pass(self._store.partition(partition).keys(), index=True)
+            self._horizons.pop(partition, None)
+            self._passes[partition] = _Pass(self._store.partition(partition).keys(), after=None)
 
     def rebuild(self) -> None:
         """Index every owned partition afresh (after an abort)."""
@@ -77,6 +86,7 @@ class TimerIndex:
         """Forget partitions no longer owned."""
         for partition in partitions:
             self._heaps.pop(partition, None)
+            self._horizons.pop(partition, None)
             self._passes.pop(partition, None)
             self._last_pass.pop(partition, None)
 
@@ -87,25 +97,29 @@ class TimerIndex:
 
     def scan(self, now: datetime, budget: int) -> int:
         """Advance the scans by up to ``budget`` keys; returns how many orders were removed."""
-        monotonic = time.monotonic()
-        for partition in self._store.owned():
-            due = monotonic - self._last_pass.get(partition, monotonic) >= self._sweep_seconds
-            if partition not in self._passes and due:
-                keys = self._store.partition(partition).keys()
-                self._passes[partition] = _Pass(keys, index=False)
+        self._start_passes(now)
         removed = 0
         for partition, scan in list(self._passes.items()):
             store = self._store.partition(partition)
+            if scan.horizon is None:
+                scan.horizon = now + self._lookahead
+                self._horizons[partition] = scan.horizon
             end = min(len(scan.keys), scan.position + budget)
-            for order_id in scan.keys[scan.position : end]:
-                state = store.get(order_id)
+            for order_id in scan.keys.between(scan.position, end):
+                state = store.peek(order_id)
                 if state is None:
                     continue
                 if expires_at(state, self._config) <= now:
                     store.put(order_id, None)  # its stall timer is skipped once due
                     removed += 1
-                elif scan.index:
-                    self.schedule(partition, order_id, state)
+                    continue
+                due = next_timer_at(state, self._merchants(state.merchant_id), self._config)
+                if (
+                    due is not None
+                    and due <= scan.horizon
+                    and (scan.after is None or due > scan.after)
+                ):
+                    heapq.heappush(self._heaps.setdefault(partition, []), (due, order_id))
             budget -= end - scan.position
             scan.position = end
             if end == len(scan.keys):
@@ -114,6 +128,18 @@ class TimerIndex:
             if budget <= 0:
                 break
         return removed
+
+    def _start_passes(self, now: datetime) -> None:
+        monotonic = time.monotonic()
+        for partition in self._store.owned():
+            if partition in self._passes:
+                continue
+            swept = monotonic - self._last_pass.get(partition, monotonic) >= self._sweep_seconds
+            horizon = self._horizons.get(partition)
+            near = horizon is not None and now + self._lookahead / 2 >= horizon
+            if swept or near:
+                keys = self._store.partition(partition).keys()
+                self._passes[partition] = _Pass(keys, after=horizon)
 
     def fire(self, now: datetime) -> list[tuple[str, Derivation]]:
         """Derive every timer due at ``now``; new states are written to the store.

@@ -28,51 +28,71 @@ def in_transit(scanned_at: datetime = SCAN) -> OrderState:
 def index_with(state: OrderState) -> tuple[TimerIndex, StateStore[OrderState]]:
     store: StateStore[OrderState] = StateStore(decode_order_state, encode_order_state)
     partition = store.empty()
-    partition.restore(ORDER, encode_order_state(state))
+    partition.restore(ORDER.encode(), encode_order_state(state))
     store.install(0, partition)
     index = TimerIndex(store, CONFIG, lambda _: MERCHANT, sweep_seconds=3600.0)
-    indexed(index)
+    indexed(index, SCAN)
     return index, store
 
 
-def indexed(index: TimerIndex) -> None:
-    """Run the indexing scan to its end (nothing is old enough to expire at ``SCAN``)."""
+def indexed(index: TimerIndex, now: datetime) -> None:
+    """Run the indexing scan to its end (what a restore or ``rebuild()`` starts)."""
     index.reindex([0])
-    while index.scanning:
-        index.scan(SCAN, budget=100)
+    scanned(index, now)
+
+
+def scanned(index: TimerIndex, now: datetime) -> None:
+    """Scan as the stage does each turn, until the scans due at ``now`` are done."""
+    while True:
+        index.scan(now, budget=100)
+        if not index.scanning:
+            return
 
 
 def test_timer_fires_at_its_due_time_once_and_writes_the_new_state() -> None:
     index, store = index_with(in_transit())
+    scanned(index, DUE - SECOND)
     assert index.fire(DUE - SECOND) == []
     fired = index.fire(DUE)
     assert [merchant for merchant, _ in fired] == [MERCHANT.merchant_id]
     ((_, derivation),) = fired
     assert derivation.operations  # the stalled_in_transit event
     assert store.partition(0).get(ORDER) == derivation.state
+    scanned(index, DUE + timedelta(days=1))
     assert index.fire(DUE + timedelta(days=1)) == []  # consumed: never again
+
+
+def test_timer_beyond_the_horizon_is_held_once_the_clock_nears_it() -> None:
+    index, _ = index_with(in_transit())  # indexed at SCAN: DUE is 72 h away, not held
+    assert index.fire(DUE) == []
+    scanned(index, DUE - timedelta(minutes=30))  # the clock neared the horizon: a new pass
+    assert len(index.fire(DUE)) == 1
 
 
 def test_timer_of_a_state_that_moved_on_is_skipped() -> None:
     index, store = index_with(in_transit())
+    scanned(index, DUE - SECOND)  # the timer at DUE is held
     later = in_transit(scanned_at=SCAN + timedelta(hours=10))  # a new scan postpones the stall
     store.partition(0).put(ORDER, later)
     index.schedule(0, ORDER, later)
     assert index.fire(DUE) == []
+    scanned(index, DUE + timedelta(hours=10))
     assert len(index.fire(DUE + timedelta(hours=10))) == 1
 
 
 def test_timer_popped_in_an_aborted_transaction_fires_again_after_rebuild() -> None:
     index, store = index_with(in_transit())
+    scanned(index, DUE - SECOND)
     assert len(index.fire(DUE)) == 1
     store.abort()  # the transaction that carried the event failed
     assert index.fire(DUE) == []  # the heap entry is gone ...
-    indexed(index)  # what rebuild() starts after an abort
+    indexed(index, DUE)  # what rebuild() starts after an abort
     assert len(index.fire(DUE)) == 1  # ... and found again from the rewound state
 
 
 def test_timer_of_a_dropped_partition_never_fires() -> None:
     index, store = index_with(in_transit())
+    scanned(index, DUE - SECOND)
     index.drop([0])
     store.drop([0])
     assert index.fire(DUE + timedelta(days=1)) == []
