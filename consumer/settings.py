@@ -289,7 +289,12 @@ class DeliverySettings(_Section):
         300.0, gt=0, description="Retry a failing request this long, then park."
     )
     max_in_flight_per_partition: int = Field(
-        10_000, ge=1, description="Pause a partition past this many unfinished operations."
+        10_000,
+        ge=1,
+        description=(
+            "Pause a partition past this many operations waiting (unfinished, not in a"
+            " request); a request in flight per merchant lane comes on top."
+        ),
     )
     events_burst_per_second: int = Field(
         10, ge=1, description="Bulk-events requests per second per merchant."
