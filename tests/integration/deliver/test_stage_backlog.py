@@ -72,10 +72,12 @@ async def deliver_stage(settings: Settings, sandbox: Sandbox) -> AsyncIterator[M
             await task
 
 
-async def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
+async def wait_for(
+    condition: Callable[[], bool], within: float, progress: Callable[[], object]
+) -> None:
     deadline = time.monotonic() + within
     while not condition():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"not reached in {within} s: {progress()}"
         await asyncio.sleep(0.05)  # polling a condition with a deadline
 
 
@@ -98,7 +100,7 @@ async def test_backlog_of_8_merchants_in_one_partition_goes_out_in_full_requests
         await sandbox.wait_for_events(MERCHANTS[-1], 2_500, timeout=60)
         for merchant in MERCHANTS:
             await sandbox.wait_for_events(merchant, 2_500, timeout=30)
-        await wait_for(lambda: committed(settings) == total, 30, "deliver committed everything")
+        await wait_for(lambda: committed(settings) == total, 30, lambda: committed(settings))
     for merchant in MERCHANTS:
         events = sandbox.events(merchant)
         sizes = Counter(e.request_number for e in events if e.operation_id == BULK_CREATE_EVENTS)
@@ -122,8 +124,6 @@ async def test_operations_in_requests_do_not_count_against_the_in_flight_bound(
             return value or 0.0
 
         in_requests = len(MERCHANTS) * 1_000
-        await wait_for(
-            lambda: in_flight() >= in_requests + BOUND, HOLD_SECONDS - 2, f"{in_flight()}"
-        )
+        await wait_for(lambda: in_flight() >= in_requests + BOUND, HOLD_SECONDS - 2, in_flight)
         assert in_flight() < in_requests + BOUND + 1_000  # paused: the bound + one poll
         assert committed(settings) == 0 < total  # nothing finished yet: nothing committed
