@@ -12,13 +12,16 @@ again: at low load nothing waits longer than one linger after it was produced, p
 lane's request in flight.
 
 Under a backlog (the caller says so: more input waits upstream than it would hold) every
-queued operation is older than the linger, so counting from production alone would send
-whatever trickled in during the previous request (requests went out with about 600 of
-1,000 events). So under a backlog the linger counts from the lane's last request when that
-is later, and is ``BACKLOG_LINGER_FACTOR`` times longer: an operation is already late, full
-requests are what drains the backlog soonest, and a merchant's share of the input may arrive
-slower than one request per linger. It stays bounded because the in-flight bound pauses
-input while lanes wait; a lane that waited it out sends what it has.
+queued operation is older than the linger, so counting from production would send whatever
+trickled in during the previous request (requests went out with about 600 of 1,000
+events). So under a backlog the linger counts from when the operation was queued, or from
+the lane's last request when that is later, and is ``BACKLOG_LINGER_FACTOR`` times longer:
+an operation is already late, full requests are what drains the backlog soonest, and a
+merchant's share of the input may arrive much slower than one request per linger (a stage
+reading 3,000 operations/s for 20 merchants fills a lane in 6-7 s). The wait stays bounded,
+so a merchant with a trickle of operations in a large backlog does not hold its partition's
+commits for long, and the caller drops the backlog for lanes that nothing more can reach
+(their partition paused with nothing in a request: only sending frees room).
 
 Repeated keys. Klaviyo fails a whole bulk request that holds two events with the same
 (profile, metric, unique_id). An operation whose key matches one still queued or in flight is
@@ -67,7 +70,7 @@ from consumer.settings import DeliverySettings
 
 __all__ = ["BACKLOG_LINGER_FACTOR", "Batch", "Batcher", "Lane", "Pending", "endpoint_of"]
 
-BACKLOG_LINGER_FACTOR = 10
+BACKLOG_LINGER_FACTOR = 20
 
 Lane = tuple[str, str]
 """(merchant id, endpoint operation id): the unit of queuing, pacing and parking."""
@@ -91,6 +94,7 @@ class Pending:
     entry_size: int  # bytes its profile adds when first seen in a batch (events only)
     group: SubscriptionGroup | None
     produced_at: float  # linger counts from it
+    queued_at: float  # under a backlog, linger counts from it (or from the lane's last request)
     followers: list[tuple[Hashable, Operation]] = field(default_factory=list)
     done: bool = False  # has its final outcome
     in_request: bool = False  # in a lane's batch in hand (the sender counts these)
@@ -145,10 +149,10 @@ class Batcher:
         self._keys: dict[tuple[str, Hashable], Pending] = {}
 
     def add(
-        self, operation: Operation, token: Hashable, produced_at: float
+        self, operation: Operation, token: Hashable, now: float, produced_at: float | None = None
     ) -> tuple[Pending, bool]:
-        """Queue ``operation`` (produced at ``produced_at``, on the callers' clock); returns
-        its ``Pending`` and whether it was coalesced.
+        """Queue ``operation`` (produced at ``produced_at``, default ``now``); returns its
+        ``Pending`` and whether it was coalesced.
 
         A coalesced operation was not queued: its token rides on the returned ``Pending``.
 
@@ -160,7 +164,8 @@ class Batcher:
         if existing is not None:
             existing.followers.append((token, operation))
             return existing, True
-        pending = self._pending(operation, token, key, produced_at)
+        produced = now if produced_at is None else min(produced_at, now)
+        pending = self._pending(operation, token, key, produced, now)
         lane = (operation.merchant_id, endpoint_of(operation))
         queue = self._queues.setdefault(lane, _Queue())
         if _is_history(operation):
@@ -179,7 +184,7 @@ class Batcher:
         return subscription_key(operation)
 
     def _pending(
-        self, operation: Operation, token: Hashable, key: Hashable, produced_at: float
+        self, operation: Operation, token: Hashable, key: Hashable, produced_at: float, now: float
     ) -> Pending:
         if isinstance(operation, EventOperation):
             size = len(orjson.dumps(event_resource(operation))) + 1
@@ -197,13 +202,18 @@ class Batcher:
                 f"operation needs {envelope + size + entry} bytes; a request allows "
                 f"{self._max_bytes}"
             )
-        return Pending(operation, token, key, size, entry, group, produced_at)
+        return Pending(operation, token, key, size, entry, group, produced_at, now)
 
     def release(self, pending: Pending) -> None:
         """Forget ``pending``'s key once it has its final outcome (repeats are sent again)."""
         key = (pending.operation.merchant_id, pending.key)
         if self._keys.get(key) is pending:
             del self._keys[key]
+
+    def head(self, lane: Lane) -> Pending | None:
+        """The operation that goes out next in ``lane`` (None when it is empty)."""
+        queue = self._queues.get(lane)
+        return queue.items[0] if queue is not None and queue.items else None
 
     def queued(self, lane: Lane) -> int:
         """How many operations wait in ``lane``."""
@@ -222,8 +232,8 @@ class Batcher:
         """Seconds until ``lane`` has a batch to send (0.0 = now), None when it is empty.
 
         ``backlog``: more input is waiting upstream: the linger is ``BACKLOG_LINGER_FACTOR`` x
-        longer and counts from ``idle_since`` (when the lane finished its last request; None:
-        it has sent none) when that is later than the oldest operation's production.
+        longer and counts from when the oldest operation was queued, or from ``idle_since``
+        (when the lane finished its last request; None: it has sent none) if that is later.
         """
         queue = self._queues.get(lane)
         if queue is None or not queue.items:
@@ -231,9 +241,9 @@ class Batcher:
         limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
         if flushing or len(queue.items) >= limit or queue.bytes >= self._max_bytes:
             return 0.0
-        started = queue.items[0].produced_at
         if not backlog:
-            return max(0.0, started + self._linger - now)
+            return max(0.0, queue.items[0].produced_at + self._linger - now)
+        started = queue.items[0].queued_at
         if idle_since is not None:
             started = max(started, idle_since)
         return max(0.0, started + self._linger * BACKLOG_LINGER_FACTOR - now)

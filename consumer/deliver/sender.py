@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 
 from consumer.deliver.batcher import Batch, Batcher, Lane, Pending, endpoint_of
@@ -139,6 +139,7 @@ class Sink:
         self._closed = False
         self._pruned_at = time.monotonic()
         self._backlog = False
+        self._stalled: frozenset[Hashable] = frozenset()
         self._token_group = token_group or _one_group
         self._in_requests: Counter[Hashable] = Counter()
         self.stats = DeliveryStats()
@@ -186,10 +187,8 @@ class Sink:
         if park is not None:
             self._report(Parked(token, operation, park.reason, park.detail))
             return
-        now = time.monotonic()
-        produced = now if produced_at is None else min(produced_at, now)
         try:
-            _, coalesced = self._batcher.add(operation, token, produced)
+            _, coalesced = self._batcher.add(operation, token, time.monotonic(), produced_at)
         except OperationTooLarge as exc:
             self._report(DeadLettered(token, operation, exc.reason, str(exc)))
             return
@@ -199,18 +198,27 @@ class Sink:
         self._ensure_lane(lane)
         state = self._lanes[lane]
         due = self._batcher.due_in(
-            lane, time.monotonic(), idle_since=state.idle_since, backlog=self._backlog
+            lane, time.monotonic(), idle_since=state.idle_since, backlog=self._lane_backlog(lane)
         )
         if due == 0.0:
             state.wakeup.set()
 
-    def set_backlog(self, backlog: bool) -> None:
+    def set_backlog(self, backlog: bool, stalled: Collection[Hashable] = ()) -> None:
         """Tell whether more input waits upstream than has been submitted (lanes then wait
-        longer for full batches; see ``batcher``). When it clears, lanes re-plan at once."""
-        if self._backlog and not backlog:
+        longer for full batches; see ``batcher``), and which token groups are ``stalled``
+        (nothing more reaches them until their lanes send: these do not wait longer). When
+        that changes for a lane, it re-plans at once."""
+        stalled = frozenset(stalled)
+        if (self._backlog and not backlog) or not stalled <= self._stalled:
             for state in self._lanes.values():
                 state.wakeup.set()
-        self._backlog = backlog
+        self._backlog, self._stalled = backlog, stalled
+
+    def _lane_backlog(self, lane: Lane) -> bool:
+        if not self._backlog:
+            return False
+        head = self._batcher.head(lane)
+        return head is None or self._token_group(head.token) not in self._stalled
 
     def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
         """Forget every operation whose token is ``revoked``; returns how many were dropped.
@@ -401,7 +409,7 @@ class Sink:
                     time.monotonic(),
                     flushing=self._flushing > 0,
                     idle_since=state.idle_since,
-                    backlog=self._backlog,
+                    backlog=self._lane_backlog(lane),
                 )
                 if due is None:
                     return

@@ -101,3 +101,16 @@ async def test_a_production_time_ahead_of_the_clock_lingers_from_now() -> None:
     run.sink.submit(factories.event(0), 0, time.monotonic() + 3_600.0)
     await run.settle(1, within=5.0)
     await run.close()
+
+
+async def test_under_backlog_a_stalled_groups_lane_sends_what_it_has_at_once() -> None:
+    run = two_merchants(linger_seconds=1.0, token_group=partition)  # backlog wait: 20 s
+    run.sink.set_backlog(True)
+    run.sink.submit(factories.event(0), (0, 0))
+    run.sink.submit(factories.event(1, merchant=OTHER), (1, 0))
+
+    run.sink.set_backlog(True, stalled={0})  # partition 0 paused, nothing of it in a request
+
+    await run.settle(1, within=5.0)
+    assert [o.token for o in run.outcomes] == [(0, 0)]  # partition 1's lane still waits
+    await run.close()
