@@ -188,19 +188,24 @@ class DeliverStage:
     async def _consume(self) -> tuple[list[ConsumedMessage], bool]:
         """One poll, and whether a partition is further behind its end than the in-flight
         bound (a backlog upstream)."""
+        read = set(cast(list[int], self._tracker.partitions()))
         try:
-            return await asyncio.to_thread(self._poll)
+            return await asyncio.to_thread(self._poll, read)
         except RetriableKafkaError as exc:  # the broker or coordinator away: ride it out
             log.warning("consume failed, will retry", extra={"error": str(exc)})
             return [], False
 
-    def _poll(self) -> tuple[list[ConsumedMessage], bool]:
-        # Blocking calls, off the loop. The end offsets are the client's cached ones (from
-        # its last fetch): no round trip. Under read_committed they include derive's open
-        # transaction, at most one checkpoint's worth, far below the bound.
+    def _poll(self, read: set[int]) -> tuple[list[ConsumedMessage], bool]:
+        # Blocking calls, off the loop. Positions and end offsets are the client's own (the
+        # ends from its last fetch): no round trip, nor a wait on librdkafka's main thread as
+        # ``assignment()`` has. Under read_committed the ends include derive's open
+        # transaction, at most one checkpoint's worth, far below the bound. ``read``: the
+        # partitions read before (one revoked meanwhile has no position and is skipped).
         messages = self._consumer.consume(_BATCH, _POLL_SECONDS)
         limit = self._settings.delivery.max_in_flight_per_partition
-        for position in self._consumer.position(self._consumer.assignment()):
+        read = read | {m.partition for m in messages}
+        partitions = [TopicPartition(self._topics.outbox, p) for p in sorted(read)]
+        for position in self._consumer.position(partitions):
             if position.offset < 0:
                 continue  # not read yet
             _, end = self._consumer.get_watermark_offsets(position.topic_partition, cached=True)
