@@ -284,12 +284,24 @@ class DeliverySettings(_Section):
     batch_max_bytes: int = Field(
         4_500_000, ge=1_000, le=5_000_000, description="Bytes per request body."
     )
-    linger_seconds: float = Field(0.5, ge=0, description="Wait this long for a batch to fill.")
+    linger_seconds: float = Field(
+        0.5,
+        ge=0,
+        description=(
+            "Wait for a batch to fill until its oldest operation was produced this long ago"
+            " (20 x, from its queueing, under a backlog)."
+        ),
+    )
     retry_budget_seconds: float = Field(
         300.0, gt=0, description="Retry a failing request this long, then park."
     )
     max_in_flight_per_partition: int = Field(
-        10_000, ge=1, description="Pause a partition past this many unfinished operations."
+        10_000,
+        ge=1,
+        description=(
+            "Pause a partition past this many operations waiting (unfinished, not in a"
+            " request); a request in flight per merchant lane comes on top."
+        ),
     )
     events_burst_per_second: int = Field(
         10, ge=1, description="Bulk-events requests per second per merchant."

@@ -5,19 +5,23 @@ when its serialized body would pass ``batch_max_bytes``, or when its oldest oper
 waited ``linger_seconds``. The sender cuts a batch only when the rate limiter lets it send, so
 a throttled merchant's queue keeps filling and its next requests go out full.
 
-Linger counts from when the operation was queued or the lane last finished a request,
-whichever is later. Under a backlog every queued operation is older than the linger, so
-counting from enqueue alone would send whatever trickled in during the previous request,
-and the in-flight bound (which caps what is queued) keeps that trickle small: requests went
-out with about 600 of 1,000 events. Waiting up to one linger after each request lets the
-lane fill while the consumer refills it; at low load nothing waits longer than one linger
-plus the request in flight.
+Linger counts from when the operation was *produced* (its outbox record's timestamp, which
+the caller passes; default: when it was queued). An operation that already waited in
+derive's transaction until its checkpoint committed is therefore not held a full linger
+again: at low load nothing waits longer than one linger after it was produced, plus the
+lane's request in flight.
 
-Under a backlog (the caller says so: more input is waiting than it has read) the linger is
-``BACKLOG_LINGER_FACTOR`` times longer: an operation is already late, full requests are what
-drains the backlog soonest, and a merchant's share of the input may arrive slower than one
-request per linger. It stays bounded because the in-flight bound pauses input while lanes
-wait; a lane that waited it out sends what it has.
+Under a backlog (the caller says so: more input waits upstream than it would hold) every
+queued operation is older than the linger, so counting from production would send whatever
+trickled in during the previous request (requests went out with about 600 of 1,000
+events). So under a backlog the linger counts from when the operation was queued, or from
+the lane's last request when that is later, and is ``BACKLOG_LINGER_FACTOR`` times longer:
+an operation is already late, full requests are what drains the backlog soonest, and a
+merchant's share of the input may arrive much slower than one request per linger (a stage
+reading 3,000 operations/s for 20 merchants fills a lane in 6-7 s). The wait stays bounded,
+so a merchant with a trickle of operations in a large backlog does not hold its partition's
+commits for long, and the caller drops the backlog for lanes that nothing more can reach
+(their partition paused with nothing in a request: only sending frees room).
 
 Repeated keys. Klaviyo fails a whole bulk request that holds two events with the same
 (profile, metric, unique_id). An operation whose key matches one still queued or in flight is
@@ -66,7 +70,7 @@ from consumer.settings import DeliverySettings
 
 __all__ = ["BACKLOG_LINGER_FACTOR", "Batch", "Batcher", "Lane", "Pending", "endpoint_of"]
 
-BACKLOG_LINGER_FACTOR = 10
+BACKLOG_LINGER_FACTOR = 20
 
 Lane = tuple[str, str]
 """(merchant id, endpoint operation id): the unit of queuing, pacing and parking."""
@@ -89,9 +93,12 @@ class Pending:
     size: int  # serialized bytes of its own part of a body, separator included
     entry_size: int  # bytes its profile adds when first seen in a batch (events only)
     group: SubscriptionGroup | None
-    enqueued_at: float
+    produced_at: float  # linger counts from it
+    queued_at: float  # under a backlog, linger counts from it (or from the lane's last request)
     followers: list[tuple[Hashable, Operation]] = field(default_factory=list)
     done: bool = False  # has its final outcome
+    in_request: bool = False  # in a lane's batch in hand (the sender counts these)
+    request_group: Hashable = None  # what the sender counted it under, while in_request
 
 
 @dataclass(eq=False, slots=True)
@@ -141,8 +148,11 @@ class Batcher:
         self._queues: dict[Lane, _Queue] = {}
         self._keys: dict[tuple[str, Hashable], Pending] = {}
 
-    def add(self, operation: Operation, token: Hashable, now: float) -> tuple[Pending, bool]:
-        """Queue ``operation``; returns its ``Pending`` and whether it was coalesced.
+    def add(
+        self, operation: Operation, token: Hashable, now: float, produced_at: float | None = None
+    ) -> tuple[Pending, bool]:
+        """Queue ``operation`` (produced at ``produced_at``, default ``now``); returns its
+        ``Pending`` and whether it was coalesced.
 
         A coalesced operation was not queued: its token rides on the returned ``Pending``.
 
@@ -154,7 +164,8 @@ class Batcher:
         if existing is not None:
             existing.followers.append((token, operation))
             return existing, True
-        pending = self._pending(operation, token, key, now)
+        produced = now if produced_at is None else min(produced_at, now)
+        pending = self._pending(operation, token, key, produced, now)
         lane = (operation.merchant_id, endpoint_of(operation))
         queue = self._queues.setdefault(lane, _Queue())
         if _is_history(operation):
@@ -172,7 +183,9 @@ class Batcher:
             return event_key(operation)
         return subscription_key(operation)
 
-    def _pending(self, operation: Operation, token: Hashable, key: Hashable, now: float) -> Pending:
+    def _pending(
+        self, operation: Operation, token: Hashable, key: Hashable, produced_at: float, now: float
+    ) -> Pending:
         if isinstance(operation, EventOperation):
             size = len(orjson.dumps(event_resource(operation))) + 1
             entry = profile_entry_overhead(operation.profile)
@@ -189,13 +202,18 @@ class Batcher:
                 f"operation needs {envelope + size + entry} bytes; a request allows "
                 f"{self._max_bytes}"
             )
-        return Pending(operation, token, key, size, entry, group, now)
+        return Pending(operation, token, key, size, entry, group, produced_at, now)
 
     def release(self, pending: Pending) -> None:
         """Forget ``pending``'s key once it has its final outcome (repeats are sent again)."""
         key = (pending.operation.merchant_id, pending.key)
         if self._keys.get(key) is pending:
             del self._keys[key]
+
+    def head(self, lane: Lane) -> Pending | None:
+        """The operation that goes out next in ``lane`` (None when it is empty)."""
+        queue = self._queues.get(lane)
+        return queue.items[0] if queue is not None and queue.items else None
 
     def queued(self, lane: Lane) -> int:
         """How many operations wait in ``lane``."""
@@ -213,8 +231,9 @@ class Batcher:
     ) -> float | None:
         """Seconds until ``lane`` has a batch to send (0.0 = now), None when it is empty.
 
-        ``idle_since``: when the lane finished its last request (None: it has sent none);
-        ``backlog``: more input is waiting upstream (linger ``BACKLOG_LINGER_FACTOR`` x longer).
+        ``backlog``: more input is waiting upstream: the linger is ``BACKLOG_LINGER_FACTOR`` x
+        longer and counts from when the oldest operation was queued, or from ``idle_since``
+        (when the lane finished its last request; None: it has sent none) if that is later.
         """
         queue = self._queues.get(lane)
         if queue is None or not queue.items:
@@ -222,11 +241,12 @@ class Batcher:
         limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
         if flushing or len(queue.items) >= limit or queue.bytes >= self._max_bytes:
             return 0.0
-        started = queue.items[0].enqueued_at
+        if not backlog:
+            return max(0.0, queue.items[0].produced_at + self._linger - now)
+        started = queue.items[0].queued_at
         if idle_since is not None:
             started = max(started, idle_since)
-        linger = self._linger * (BACKLOG_LINGER_FACTOR if backlog else 1)
-        return max(0.0, started + linger - now)
+        return max(0.0, started + self._linger * BACKLOG_LINGER_FACTOR - now)
 
     def cut(self, lane: Lane) -> Batch | None:
         """Take the next batch of ``lane`` (oldest first, within limits), or None if empty."""

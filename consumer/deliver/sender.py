@@ -12,8 +12,9 @@ The runtime drives it like this::
 token, from the sink's own tasks (or synchronously from ``submit`` when the operation is
 parked or dead-lettered on arrival), unless the token was revoked first: then it gets none.
 Back-pressure is the runtime's: it counts unfinished offsets (``OffsetTracker.in_flight``)
-and pauses partitions. Everything here runs on the event loop, in the sink's tasks or in
-calls made from that loop.
+less those in a request (``in_requests``: a lane's batch in hand, counted per
+``token_group``) and pauses partitions where too many wait. Everything here runs on the
+event loop, in the sink's tasks or in calls made from that loop.
 
 Each (merchant, endpoint) lane has one background task, started on demand and ended when the
 lane is empty. A lane sends one request at a time: it waits for a batch to fill or linger out,
@@ -28,8 +29,8 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Hashable
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 
 from consumer.deliver.batcher import Batch, Batcher, Lane, Pending, endpoint_of
@@ -103,6 +104,8 @@ class Sink:
             once before it is tried again.
         limiter: rate limiter override (tests); default from ``settings``.
         metrics: where requests, retries and rate-limit waits are counted.
+        token_group: what ``in_requests`` counts by (e.g. a token's partition); default: one
+            group, ``None``.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class Sink:
         park_cooldown_seconds: float = 60.0,
         limiter: RateLimiter | None = None,
         metrics: Metrics | None = None,
+        token_group: Callable[[Hashable], Hashable] | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._settings = settings
@@ -135,6 +139,9 @@ class Sink:
         self._closed = False
         self._pruned_at = time.monotonic()
         self._backlog = False
+        self._stalled: frozenset[Hashable] = frozenset()
+        self._token_group = token_group or _one_group
+        self._in_requests: Counter[Hashable] = Counter()
         self.stats = DeliveryStats()
 
     # -- public API ----------------------------------------------------------------------
@@ -149,8 +156,19 @@ class Sink:
         now = time.monotonic()
         return [(p.merchant_id, p.endpoint, p.reason, p.until - now) for p in self._parks.parks()]
 
-    def submit(self, operation: Operation, token: Hashable) -> None:
+    def in_requests(self, group: Hashable = None) -> int:
+        """Operations of ``group`` (see ``token_group``) in a lane's batch in hand: at most one
+        request's worth per lane. Coalesced repeats are not counted (they wait, for all the
+        caller knows)."""
+        return self._in_requests[group]
+
+    def submit(
+        self, operation: Operation, token: Hashable, produced_at: float | None = None
+    ) -> None:
         """Take ``operation`` (identified by ``token``); its outcome is reported later.
+
+        ``produced_at`` (on ``time.monotonic()``, default now) is when the operation was
+        produced: its lane's linger counts from it, so time it already waited upstream counts.
 
         Raises:
             SinkClosed: the sink is closing or closed.
@@ -170,7 +188,7 @@ class Sink:
             self._report(Parked(token, operation, park.reason, park.detail))
             return
         try:
-            _, coalesced = self._batcher.add(operation, token, time.monotonic())
+            _, coalesced = self._batcher.add(operation, token, time.monotonic(), produced_at)
         except OperationTooLarge as exc:
             self._report(DeadLettered(token, operation, exc.reason, str(exc)))
             return
@@ -180,18 +198,27 @@ class Sink:
         self._ensure_lane(lane)
         state = self._lanes[lane]
         due = self._batcher.due_in(
-            lane, time.monotonic(), idle_since=state.idle_since, backlog=self._backlog
+            lane, time.monotonic(), idle_since=state.idle_since, backlog=self._lane_backlog(lane)
         )
         if due == 0.0:
             state.wakeup.set()
 
-    def set_backlog(self, backlog: bool) -> None:
+    def set_backlog(self, backlog: bool, stalled: Collection[Hashable] = ()) -> None:
         """Tell whether more input waits upstream than has been submitted (lanes then wait
-        longer for full batches; see ``batcher``). When it clears, lanes re-plan at once."""
-        if self._backlog and not backlog:
+        longer for full batches; see ``batcher``), and which token groups are ``stalled``
+        (nothing more reaches them until their lanes send: these do not wait longer). When
+        that changes for a lane, it re-plans at once."""
+        stalled = frozenset(stalled)
+        if (self._backlog and not backlog) or not stalled <= self._stalled:
             for state in self._lanes.values():
                 state.wakeup.set()
-        self._backlog = backlog
+        self._backlog, self._stalled = backlog, stalled
+
+    def _lane_backlog(self, lane: Lane) -> bool:
+        if not self._backlog:
+            return False
+        head = self._batcher.head(lane)
+        return head is None or self._token_group(head.token) not in self._stalled
 
     def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
         """Forget every operation whose token is ``revoked``; returns how many were dropped.
@@ -205,10 +232,13 @@ class Sink:
         dropped = 0
         for lane in set(self._lanes) | set(self._batcher.lanes()):
             state = self._lanes.get(lane)
-            in_hand, from_hand = self._forget(_unresolved(state.work) if state else [], revoked)
+            hand = _unresolved(state.work) if state else []
+            in_hand, from_hand = self._forget(hand, revoked)
             queued, from_queue = self._forget(self._batcher.drain(lane), revoked)
             dropped += from_hand + from_queue
             if state is not None and from_hand:
+                for pending in in_hand:  # back in the queue
+                    self._leave_request(pending)
                 del self._lanes[lane]
                 state.work = deque()
                 if state.task is not None:
@@ -238,6 +268,7 @@ class Sink:
             if not live:
                 pending.done = True
                 self._batcher.release(pending)
+                self._leave_request(pending)
                 continue
             # A repeat that stays takes the lead: the operation sent is the same fact.
             pending.token, pending.followers = live[0][0], live[1:]
@@ -298,12 +329,26 @@ class Sink:
             self.stats.callback_errors += 1
             logger.exception("outcome callback failed", extra={"outcome": type(outcome).__name__})
 
+    def _enter_request(self, items: list[Pending]) -> None:
+        for pending in items:
+            pending.in_request = True
+            pending.request_group = self._token_group(pending.token)
+            self._in_requests[pending.request_group] += 1
+
+    def _leave_request(self, pending: Pending) -> None:
+        if pending.in_request:
+            pending.in_request = False
+            self._in_requests[pending.request_group] -= 1
+            if not self._in_requests[pending.request_group]:
+                del self._in_requests[pending.request_group]
+
     def _resolve(self, pending: Pending, make: Callable[[Hashable, Operation], Outcome]) -> None:
         """Report ``pending``'s outcome for its own token and every coalesced repeat."""
         if pending.done:
             return
         pending.done = True
         self._batcher.release(pending)
+        self._leave_request(pending)
         self._report(make(pending.token, pending.operation))
         for token, operation in pending.followers:
             self._report(make(token, operation))
@@ -314,6 +359,7 @@ class Sink:
                 continue
             pending.done = True
             self._batcher.release(pending)
+            self._leave_request(pending)
             self._report(Accepted(pending.token, pending.operation))
             for token, operation in pending.followers:
                 self._report(Accepted(token, operation, duplicate=True))
@@ -363,7 +409,7 @@ class Sink:
                     time.monotonic(),
                     flushing=self._flushing > 0,
                     idle_since=state.idle_since,
-                    backlog=self._backlog,
+                    backlog=self._lane_backlog(lane),
                 )
                 if due is None:
                     return
@@ -401,6 +447,7 @@ class Sink:
         """Send ``batch`` until every operation in it has an outcome."""
         lane = batch.lane
         state.work = deque([batch.items])
+        self._enter_request(batch.items)
         budget = RetryBudget(self._retry, self._settings.retry_budget_seconds, self._rng)
         while state.work:
             items = state.work[0]
@@ -517,6 +564,10 @@ def _usable(
     if not merchant.enabled:
         return MerchantDisabled(f"merchant {merchant_id!r} has its integration disabled")
     return merchant
+
+
+def _one_group(_token: Hashable) -> Hashable:
+    return None
 
 
 def _unresolved(work: deque[list[Pending]]) -> list[Pending]:

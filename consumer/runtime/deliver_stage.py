@@ -5,8 +5,22 @@ record's (partition, offset) as token; the sink reports one outcome per token. A
 are finished at once; dead-lettered and parked ones once the broker acknowledged their record
 on the dead-letter or parked topic. Offsets are committed per partition up to the contiguous
 prefix of finished operations, so a crash re-sends at most the in-flight window, which
-Klaviyo deduplicates by ``unique_id``. A partition with too much unfinished work (failure
-records not yet acknowledged included) is paused until it drains.
+Klaviyo deduplicates by ``unique_id``. A partition with too much work *waiting* (unfinished
+operations not in a request, failure records not yet acknowledged included) is paused until
+it drains. Operations in a request (each lane's batch in hand, at most one request's worth
+per merchant lane) are left out of that count: a merchant's operations all sit in one outbox
+partition, and each of its lanes needs one batch in flight while the next one fills, so
+counting those would starve the batches of every merchant sharing the partition.
+
+The sink is told when a backlog waits upstream, so its lanes wait for full requests: from
+when a partition is paused or further behind its end than the in-flight bound, until a poll
+with nothing paused comes back short (the stage read all there was). A full poll alone is no
+backlog: at steady load each derive checkpoint makes a burst visible at once, and lingering
+longer then only adds latency (seen as p99 7.8 s at half load in make bench). Otherwise an
+operation's linger counts from its outbox record's timestamp, when derive produced it. A
+paused partition with nothing in a request is *stalled*: its lanes send what they have at
+once, as waiting for more could only end by their linger (more merchants in the partition
+than the bound holds full batches for).
 
 One owner per structure: the tracker, the in-flight records, the paused set and the sink
 belong to the event loop. Kafka calls run in worker threads, and rebalance callbacks run
@@ -23,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Hashable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -102,8 +116,10 @@ class DeliverStage:
             merchants,
             self._on_outcome,
             metrics=metrics,
+            token_group=_partition_of,
         )
         self._paused: set[TopicPartition] = set()
+        self._backlog = False  # see the module docstring
         self._committed: dict[int, int] = {}
         self._writes: set[asyncio.Task[None]] = set()
         self._last_commit = time.monotonic()
@@ -137,16 +153,17 @@ class DeliverStage:
         clean = False
         try:
             while not stop.is_set():
-                messages = await self._consume()
+                messages, behind = await self._consume()
                 self._lag.read(messages)
                 for message in messages:
                     self._submit(message)
-                # A partition paused at its in-flight bound means a real backlog. A full poll
-                # alone does not: at steady load it is common, and lingering longer then only
-                # adds latency (seen as p99 7.8 s at half load in make bench).
-                self._sink.set_backlog(bool(self._paused))
+                if behind or self._paused:
+                    self._backlog = True
+                elif len(messages) < _BATCH:
+                    self._backlog = False
                 await self._maybe_commit()
                 await self._apply_backpressure()
+                self._sink.set_backlog(self._backlog, self._stalled())
                 self._report_metrics()
                 self._health.beat("deliver")
                 self._metrics.consume_loop_last_turn.labels("deliver").set_to_current_time()
@@ -168,12 +185,33 @@ class DeliverStage:
             finally:
                 await asyncio.to_thread(self._producer.close, shutdown_seconds * 0.2)
 
-    async def _consume(self) -> list[ConsumedMessage]:
+    async def _consume(self) -> tuple[list[ConsumedMessage], bool]:
+        """One poll, and whether a partition is further behind its end than the in-flight
+        bound (a backlog upstream)."""
+        read = set(cast(list[int], self._tracker.partitions()))
         try:
-            return await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_SECONDS)
+            return await asyncio.to_thread(self._poll, read)
         except RetriableKafkaError as exc:  # the broker or coordinator away: ride it out
             log.warning("consume failed, will retry", extra={"error": str(exc)})
-            return []
+            return [], False
+
+    def _poll(self, read: set[int]) -> tuple[list[ConsumedMessage], bool]:
+        # Blocking calls, off the loop. Positions and end offsets are the client's own (the
+        # ends from its last fetch): no round trip, nor a wait on librdkafka's main thread as
+        # ``assignment()`` has. Under read_committed the ends include derive's open
+        # transaction, at most one checkpoint's worth, far below the bound. ``read``: the
+        # partitions read before (one revoked meanwhile has no position and is skipped).
+        messages = self._consumer.consume(_BATCH, _POLL_SECONDS)
+        limit = self._settings.delivery.max_in_flight_per_partition
+        read = read | {m.partition for m in messages}
+        partitions = [TopicPartition(self._topics.outbox, p) for p in sorted(read)]
+        for position in self._consumer.position(partitions):
+            if position.offset < 0:
+                continue  # not read yet
+            _, end = self._consumer.get_watermark_offsets(position.topic_partition, cached=True)
+            if end - position.offset >= limit:
+                return messages, True
+        return messages, False
 
     # -- operations in, outcomes out ---------------------------------------------------------
 
@@ -190,7 +228,7 @@ class DeliverStage:
             self._write_failure(message, self._topics.dead_letter, failure, "dead_lettered")
             return
         self._errors.passed()
-        self._sink.submit(operation, (message.partition, message.offset))
+        self._sink.submit(operation, (message.partition, message.offset), _produced_at(message))
 
     def _on_outcome(self, outcome: Outcome) -> None:
         # Every outcome's message is here: the sink reports none for revoked tokens.
@@ -304,16 +342,21 @@ class DeliverStage:
         resume: list[TopicPartition] = []
         for partition in cast(list[int], self._tracker.partitions()):
             tp = TopicPartition(self._topics.outbox, partition)
-            busy = self._tracker.in_flight(partition)
-            if busy >= limit and tp not in self._paused:
+            waiting = self._tracker.in_flight(partition) - self._sink.in_requests(partition)
+            if waiting >= limit and tp not in self._paused:
                 pause.append(tp)
-            elif busy < limit // 2 and tp in self._paused:
+            elif waiting < limit // 2 and tp in self._paused:
                 resume.append(tp)
         if pause or resume:
             await asyncio.to_thread(self._pause_resume, pause, resume)
             self._paused.update(pause)
             self._paused.difference_update(resume)
         self._metrics.operations_in_flight.set(self._tracker.total_in_flight())
+
+    def _stalled(self) -> list[int]:
+        """Paused partitions with nothing in a request: only their lanes sending frees room."""
+        paused = (tp.partition for tp in self._paused)
+        return [p for p in paused if not self._sink.in_requests(p)]
 
     def _pause_resume(self, pause: list[TopicPartition], resume: list[TopicPartition]) -> None:
         if pause:
@@ -395,3 +438,19 @@ class DeliverStage:
             "in_flight": self._tracker.total_in_flight(),
             "at": datetime.now(UTC).isoformat(),
         }
+
+
+def _partition_of(token: Hashable) -> Hashable:
+    return cast(tuple[int, int], token)[0]
+
+
+def _produced_at(message: ConsumedMessage) -> float | None:
+    """When the operation was produced, on ``time.monotonic()`` (from the record timestamp).
+
+    A timestamp ahead of this host's clock counts as now; one far behind only means the
+    operation is sent without lingering, as under any backlog.
+    """
+    if message.timestamp_ms < 0:
+        return None
+    age = time.time() - message.timestamp_ms / 1000
+    return time.monotonic() - max(0.0, age)

@@ -24,35 +24,45 @@ def batcher(**settings: object) -> Batcher:
 def test_due_in_is_none_when_empty_and_linger_until_full() -> None:
     b = batcher()
     assert b.due_in(EVENTS, 0.0) is None
-    b.add(factories.event(0), "t0", now=10.0)
+    b.add(factories.event(0), "t0", 10.0)
     assert b.due_in(EVENTS, 10.1) == pytest.approx(0.4)
     assert b.due_in(EVENTS, 10.6) == 0.0
     assert b.due_in(EVENTS, 10.1, flushing=True) == 0.0
 
 
-def test_linger_counts_from_the_lanes_last_request_when_that_is_later() -> None:
+def test_linger_counts_from_when_the_operation_was_produced() -> None:
     b = batcher()
-    b.add(factories.event(0), "t0", now=10.0)  # queued while the previous request was out
-    assert b.due_in(EVENTS, 12.0) == 0.0
-    assert b.due_in(EVENTS, 12.0, idle_since=11.9) == pytest.approx(0.4)
-    assert b.due_in(EVENTS, 12.0, idle_since=9.0) == 0.0  # queued after: from enqueue
+    b.add(factories.event(0), "t0", 10.0, produced_at=9.7)  # waited upstream before it was read
+    assert b.due_in(EVENTS, 10.0) == pytest.approx(0.2)
+    assert b.due_in(EVENTS, 10.0, idle_since=9.9) == pytest.approx(0.2)  # no backlog: ignored
+    ahead = batcher()
+    ahead.add(factories.event(1), "t1", 10.0, produced_at=11.0)  # ahead of the clock: from now
+    assert ahead.due_in(EVENTS, 10.0) == pytest.approx(0.5)
+
+
+def test_under_backlog_linger_counts_from_queueing_or_the_lanes_last_request() -> None:
+    b = batcher()
+    b.add(factories.event(0), "t0", 10.0, produced_at=1.0)  # read long after it was produced
+    assert b.due_in(EVENTS, 12.0, backlog=True) == pytest.approx(8.0)
+    assert b.due_in(EVENTS, 12.0, idle_since=11.9, backlog=True) == pytest.approx(9.9)
+    assert b.due_in(EVENTS, 12.0, idle_since=9.0, backlog=True) == pytest.approx(8.0)
 
 
 def test_under_backlog_a_partial_batch_waits_longer_but_a_full_one_goes_at_once() -> None:
     b = batcher(batch_max_events=3)
-    b.add(factories.event(0), "t0", now=10.0)
+    b.add(factories.event(0), "t0", 10.0)
     assert b.due_in(EVENTS, 10.6) == 0.0
-    assert b.due_in(EVENTS, 10.6, backlog=True) == pytest.approx(4.4)
-    assert b.due_in(EVENTS, 15.0, backlog=True) == 0.0  # bounded: waited out, send what is there
-    b.add(factories.event(1), "t1", now=10.7)
-    b.add(factories.event(2), "t2", now=10.8)
+    assert b.due_in(EVENTS, 10.6, backlog=True) == pytest.approx(9.4)
+    assert b.due_in(EVENTS, 20.0, backlog=True) == 0.0  # bounded: waited out, send what is there
+    b.add(factories.event(1), "t1", 10.7)
+    b.add(factories.event(2), "t2", 10.8)
     assert b.due_in(EVENTS, 10.8, backlog=True) == 0.0
 
 
 def test_cut_by_count_keeps_order_and_rest_queued() -> None:
     b = batcher(batch_max_events=3)
     for n in range(7):
-        b.add(factories.event(n), n, now=0.0)
+        b.add(factories.event(n), n, 0.0)
     assert b.due_in(EVENTS, 0.0) == 0.0
     cuts = [b.cut(EVENTS) for _ in range(3)]
     assert [[p.token for p in c.items] for c in cuts if c] == [[0, 1, 2], [3, 4, 5], [6]]
@@ -64,7 +74,7 @@ def test_cut_by_bytes_stays_under_max_bytes_measured_on_the_body() -> None:
     b = batcher(batch_max_bytes=20_000)
     big = {"note": "x" * 1_500}
     for n in range(40):
-        b.add(factories.event(n, properties=big), n, now=0.0)
+        b.add(factories.event(n, properties=big), n, 0.0)
     assert b.due_in(EVENTS, 0.0) == 0.0  # full by bytes, no linger
     sizes = []
     while (batch := b.cut(EVENTS)) is not None:
@@ -78,17 +88,17 @@ def test_cut_by_bytes_stays_under_max_bytes_measured_on_the_body() -> None:
 def test_add_operation_too_large_for_any_request_is_refused() -> None:
     b = batcher(batch_max_bytes=5_000)
     with pytest.raises(OperationTooLarge):
-        b.add(factories.event(0, properties={"note": "x" * 6_000}), "t", now=0.0)
+        b.add(factories.event(0, properties={"note": "x" * 6_000}), "t", 0.0)
     assert b.queued(EVENTS) == 0
 
 
 def test_repeated_key_is_coalesced_into_the_queued_one() -> None:
     b = batcher()
-    first, coalesced = b.add(factories.event(0), "t0", now=0.0)
+    first, coalesced = b.add(factories.event(0), "t0", 0.0)
     assert not coalesced
     # Same profile identity (e-mail case differs), metric and unique_id: the same fact.
     repeat = factories.event(0, profile=Profile(email="SHOPPER0@example.com"))
-    again, coalesced = b.add(repeat, "t1", now=0.0)
+    again, coalesced = b.add(repeat, "t1", 0.0)
     assert coalesced
     assert again is first
     assert first.followers == [("t1", repeat)]
@@ -97,27 +107,27 @@ def test_repeated_key_is_coalesced_into_the_queued_one() -> None:
 
 def test_repeated_key_in_flight_is_coalesced_until_released() -> None:
     b = batcher()
-    first, _ = b.add(factories.event(0), "t0", now=0.0)
+    first, _ = b.add(factories.event(0), "t0", 0.0)
     batch = b.cut(EVENTS)
     assert batch is not None
-    assert b.add(factories.event(0), "t1", now=0.0)[1]  # in flight: coalesced
+    assert b.add(factories.event(0), "t1", 0.0)[1]  # in flight: coalesced
     b.release(first)
-    _, coalesced = b.add(factories.event(0), "t2", now=0.0)
+    _, coalesced = b.add(factories.event(0), "t2", 0.0)
     assert not coalesced  # finished: a later repeat is sent (Klaviyo deduplicates)
 
 
 def test_same_unique_id_other_metric_or_profile_or_merchant_is_not_a_repeat() -> None:
     b = batcher()
-    b.add(factories.event(0), "a", now=0.0)
-    assert not b.add(factories.event(0, metric="Return Created Item"), "b", now=0.0)[1]
-    assert not b.add(factories.event(0, shopper=99), "c", now=0.0)[1]
-    assert not b.add(factories.event(0, merchant="merchant-b"), "d", now=0.0)[1]
+    b.add(factories.event(0), "a", 0.0)
+    assert not b.add(factories.event(0, metric="Return Created Item"), "b", 0.0)[1]
+    assert not b.add(factories.event(0, shopper=99), "c", 0.0)[1]
+    assert not b.add(factories.event(0, merchant="merchant-b"), "d", 0.0)[1]
 
 
 def test_cut_never_holds_two_equal_keys() -> None:
     b = batcher()
     for n in range(50):
-        b.add(factories.event(n % 10), n, now=0.0)
+        b.add(factories.event(n % 10), n, 0.0)
     batch = b.cut(EVENTS)
     assert batch is not None
     assert len(batch.items) == 10
@@ -134,7 +144,7 @@ def test_subscriptions_cut_one_list_at_a_time_in_order() -> None:
         factories.subscription(4, list_id="B"),
     ]
     for n, op in enumerate(ops):
-        b.add(op, n, now=0.0)
+        b.add(op, n, 0.0)
     cuts = []
     while (batch := b.cut(SUBSCRIPTIONS)) is not None:
         cuts.append([p.token for p in batch.items])
@@ -145,7 +155,7 @@ def test_subscriptions_cut_one_list_at_a_time_in_order() -> None:
 def test_subscriptions_full_at_1000_profiles() -> None:
     b = batcher()
     for n in range(1_001):
-        b.add(factories.subscription(n), n, now=0.0)
+        b.add(factories.subscription(n), n, 0.0)
     batch = b.cut(SUBSCRIPTIONS)
     assert batch is not None
     assert len(batch.items) == 1_000
@@ -153,16 +163,16 @@ def test_subscriptions_full_at_1000_profiles() -> None:
 
 def test_subscription_repeat_same_list_and_channel_is_coalesced() -> None:
     b = batcher()
-    b.add(factories.subscription(0), "a", now=0.0)
-    assert b.add(factories.subscription(0), "b", now=0.0)[1]
-    assert not b.add(factories.subscription(0, channel=Channel.SMS), "c", now=0.0)[1]
-    assert not b.add(factories.subscription(0, list_id="OTHER"), "d", now=0.0)[1]
+    b.add(factories.subscription(0), "a", 0.0)
+    assert b.add(factories.subscription(0), "b", 0.0)[1]
+    assert not b.add(factories.subscription(0, channel=Channel.SMS), "c", 0.0)[1]
+    assert not b.add(factories.subscription(0, list_id="OTHER"), "d", 0.0)[1]
 
 
 def test_drain_empties_a_lane_only() -> None:
     b = batcher()
-    b.add(factories.event(0), "e", now=0.0)
-    b.add(factories.subscription(0), "s", now=0.0)
+    b.add(factories.event(0), "e", 0.0)
+    b.add(factories.subscription(0), "s", 0.0)
     assert [p.token for p in b.drain(EVENTS)] == ["e"]
     assert list(b.lanes()) == [SUBSCRIPTIONS]
 
@@ -171,17 +181,17 @@ def test_live_operations_go_before_queued_history_in_order() -> None:
     """Backfilled events wait behind live ones of their lane; each kind keeps its order."""
     b = batcher(batch_max_events=4)
     for n in range(5):
-        b.add(factories.event(n, backfill=True), f"history-{n}", now=0.0)
-    b.add(factories.event(10), "live-10", now=1.0)
-    b.add(factories.event(5, backfill=True), "history-5", now=1.0)
-    b.add(factories.event(11), "live-11", now=2.0)
+        b.add(factories.event(n, backfill=True), f"history-{n}", 0.0)
+    b.add(factories.event(10), "live-10", 1.0)
+    b.add(factories.event(5, backfill=True), "history-5", 1.0)
+    b.add(factories.event(11), "live-11", 2.0)
     cuts = [b.cut(EVENTS) for _ in range(2)]
     assert [[p.token for p in c.items] for c in cuts if c] == [
         ["live-10", "live-11", "history-0", "history-1"],
         ["history-2", "history-3", "history-4", "history-5"],
     ]
-    b.add(factories.event(6, backfill=True), "history-6", now=3.0)
-    b.add(factories.event(12), "live-12", now=3.0)
+    b.add(factories.event(6, backfill=True), "history-6", 3.0)
+    b.add(factories.event(12), "live-12", 3.0)
     cut = b.cut(EVENTS)
     assert cut is not None
     assert [p.token for p in cut.items] == ["live-12", "history-6"]
@@ -189,8 +199,8 @@ def test_live_operations_go_before_queued_history_in_order() -> None:
 
 def test_historical_subscriptions_wait_behind_live_ones() -> None:
     b = batcher()
-    b.add(factories.subscription(0, historical_import=True), "history", now=0.0)
-    b.add(factories.subscription(1), "live", now=0.0)
+    b.add(factories.subscription(0, historical_import=True), "history", 0.0)
+    b.add(factories.subscription(1), "live", 0.0)
     cut = b.cut(SUBSCRIPTIONS)
     assert cut is not None
     assert [p.token for p in cut.items] == ["live"]  # one request per import flag

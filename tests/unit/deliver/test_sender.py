@@ -89,6 +89,7 @@ class Run:
         self.client = FakeClient(handler)
         self.merchants = {M: factories.merchant(key=KEY)} if merchants is None else merchants
         self.cooldown = settings.pop("park_cooldown_seconds", 60.0)
+        token_group = settings.pop("token_group", None)
         self.sink = Sink(
             DeliverySettings(**{**FAST, **settings}),
             self.client,
@@ -96,6 +97,7 @@ class Run:
             self.record,
             retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.05),
             park_cooldown_seconds=self.cooldown,
+            token_group=token_group,
         )
         self.n = 0
 

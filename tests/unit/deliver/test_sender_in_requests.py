@@ -1,0 +1,116 @@
+"""What the sink tells the runtime for back-pressure and linger: operations in a request per
+token group (a lane's batch in hand), and lingering from when an operation was produced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from consumer.deliver import Accepted, KlaviyoResponse
+from tests.unit.deliver import factories
+from tests.unit.deliver.test_sender import Run, always, reply
+from tests.unit.deliver.test_sender_revoke import OTHER, in_partition, two_merchants
+
+
+def partition(token: Any) -> Any:
+    return token[0]
+
+
+class Gate:
+    """A client whose requests hang until ``open``; counts requests entered."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.opened = asyncio.Event()
+        self.entered = 0
+        self.changed = asyncio.Event()
+        run.client.post = self.post  # type: ignore[method-assign]
+
+    async def post(self, path: str, api_key: Any, body: bytes) -> KlaviyoResponse:
+        self.entered += 1
+        self.changed.set()
+        await self.opened.wait()
+        self.run.client.requests.append(orjson.loads(body))
+        return reply(202)
+
+    async def wait_entered(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while self.entered < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_in_requests_counts_each_lanes_batch_in_hand_per_group_not_what_waits() -> None:
+    run = two_merchants(batch_max_events=3, token_group=partition)
+    gate = Gate(run)
+    for n in range(5):
+        run.sink.submit(factories.event(n), (0, n))
+    run.sink.submit(factories.event(10, merchant=OTHER), (1, 0))
+    await gate.wait_entered(2)
+
+    assert run.sink.in_requests(0) == 3  # one full batch out, two operations wait behind it
+    assert run.sink.in_requests(1) == 1
+    gate.opened.set()
+    await run.settle(6)
+    assert all(isinstance(o, Accepted) for o in run.outcomes)
+    assert (run.sink.in_requests(0), run.sink.in_requests(1)) == (0, 0)
+    await run.close()
+
+
+async def test_in_requests_drops_what_a_revoke_takes_or_puts_back_in_the_queue() -> None:
+    run = two_merchants(linger_seconds=0.05, token_group=partition)
+    gate = Gate(run)
+    for n in range(4):
+        run.sink.submit(factories.event(n), (n % 2, n))  # one lane, two partitions
+    await gate.wait_entered(1)
+    assert (run.sink.in_requests(0), run.sink.in_requests(1)) == (2, 2)
+
+    run.sink.revoke(in_partition(0))
+
+    assert (run.sink.in_requests(0), run.sink.in_requests(1)) == (0, 0)  # 1's are queued again
+    gate.opened.set()
+    await run.settle(2)
+    assert run.sink.in_requests(1) == 0
+    await run.close()
+
+
+async def test_in_requests_is_zero_after_close_parks_the_batch_in_hand() -> None:
+    run = two_merchants(token_group=partition)
+    gate = Gate(run)
+    run.sink.submit(factories.event(0), (0, 0))
+    await gate.wait_entered(1)
+    assert run.sink.in_requests(0) == 1
+    await run.sink.close(time.monotonic() + 0.1)
+    assert run.sink.in_requests(0) == 0
+
+
+async def test_linger_counts_from_when_the_operation_was_produced() -> None:
+    run = Run(always(reply(202)), linger_seconds=30.0)
+    # Produced a linger ago (it waited upstream): sent at once, not 30 s from now.
+    run.sink.submit(factories.event(0), 0, time.monotonic() - 30.0)
+    await run.settle(1, within=5.0)
+    assert isinstance(run.outcomes[0], Accepted)
+    await run.close()
+
+
+async def test_a_production_time_ahead_of_the_clock_lingers_from_now() -> None:
+    run = Run(always(reply(202)), linger_seconds=0.1)
+    run.sink.submit(factories.event(0), 0, time.monotonic() + 3_600.0)
+    await run.settle(1, within=5.0)
+    await run.close()
+
+
+async def test_under_backlog_a_stalled_groups_lane_sends_what_it_has_at_once() -> None:
+    run = two_merchants(linger_seconds=1.0, token_group=partition)  # backlog wait: 20 s
+    run.sink.set_backlog(True)
+    run.sink.submit(factories.event(0), (0, 0))
+    run.sink.submit(factories.event(1, merchant=OTHER), (1, 0))
+
+    run.sink.set_backlog(True, stalled={0})  # partition 0 paused, nothing of it in a request
+
+    await run.settle(1, within=5.0)
+    assert [o.token for o in run.outcomes] == [(0, 0)]  # partition 1's lane still waits
+    await run.close()
