@@ -17,6 +17,7 @@ All methods block; the derive stage calls them from its worker thread.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -98,6 +99,12 @@ class Checkpoint:
         if not self._open:
             return False
         return self.records >= max_records or self._clock() - self._started_at >= interval_seconds
+
+    def seconds_until_due(self, interval_seconds: float) -> float:
+        """How long until the open transaction is due by time (``inf`` when none is open)."""
+        if not self._open:
+            return math.inf
+        return self._started_at + interval_seconds - self._clock()
 
     def commit(self) -> None:
         """Commit the open transaction (steps 1 to 4). A no-op when none is open.

@@ -166,9 +166,9 @@ class DeriveStage:
         clean = False
         try:
             while not stop.is_set():
-                busy = self._restore.restoring or self._timers.scanning
-                wait = 0.0 if busy else _POLL_SECONDS
-                messages = await asyncio.to_thread(self._consumer.consume, _BATCH, wait)
+                messages = await asyncio.to_thread(
+                    self._consumer.consume, _BATCH, self._poll_seconds()
+                )
                 self._lag.read(messages)
                 await self._learn_schemas(messages)
                 await asyncio.to_thread(self._turn, messages)
@@ -177,6 +177,14 @@ class DeriveStage:
             clean = True
         finally:
             await asyncio.to_thread(self._close, clean)
+
+    def _poll_seconds(self) -> float:
+        """How long a turn may wait for input: not at all while restoring or scanning, and
+        never past the open transaction's checkpoint (its records become visible then)."""
+        if self._restore.restoring or self._timers.scanning:
+            return 0.0
+        interval = self._settings.derive.checkpoint_interval_seconds
+        return max(0.0, min(_POLL_SECONDS, self._checkpoint.seconds_until_due(interval)))
 
     def _new_producer(self) -> TransactionalProducer:
         group = f"{self._settings.kafka.group_id}-derive"

@@ -167,3 +167,14 @@ def test_checkpoint_due_after_max_records_or_interval(parts: Parts) -> None:
     assert not cp.due(1.0, 10)
     clock.now += 1.0
     assert cp.due(1.0, 10)  # by time
+
+
+def test_checkpoint_tells_how_long_until_it_is_due_by_time(parts: Parts) -> None:
+    clock = Clock()
+    cp = checkpoint(parts, clock=clock)
+    assert cp.seconds_until_due(1.0) == float("inf")  # nothing open: no deadline
+    cp.begin()
+    clock.now += 0.75
+    assert cp.seconds_until_due(1.0) == pytest.approx(0.25)
+    clock.now += 0.5
+    assert cp.seconds_until_due(1.0) == pytest.approx(-0.25)  # overdue
