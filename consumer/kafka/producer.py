@@ -68,6 +68,29 @@ class _BaseProducer:
             with self._lock:
                 self._failed.append(failure)
 
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue one record; ``partition=None`` lets the key choose (murmur2, as Java does).
+
+        With ``on_delivery``, that callback learns the record's fate (from inside ``poll`` or
+        ``flush``) and a failure is not raised by ``flush``: the caller was told.
+
+        Raises:
+            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
+            KafkaError: the record was refused (too large, unknown partition, ...).
+        """
+        report = self._on_delivery if on_delivery is None else _report(on_delivery)
+        self._queue(topic, key, value, headers, partition, timestamp_ms, report)
+        self._producer.poll(0)
+
     def _queue(
         self,
         topic: str,
@@ -176,29 +199,6 @@ class Producer(_BaseProducer):
         conf = build_config(settings, defaults=_defaults(settings), pinned=_PINNED, extra=extra)
         super().__init__(conf, queue_full_timeout)
 
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header] = (),
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        on_delivery: DeliveryCallback | None = None,
-    ) -> None:
-        """Queue one record; ``partition=None`` lets the key choose (murmur2, as Java does).
-
-        With ``on_delivery``, that callback learns the record's fate (from inside ``poll`` or
-        ``flush``) and a failure is not raised by ``flush``: the caller was told.
-
-        Raises:
-            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
-            KafkaError: the record was refused (too large, unknown partition, ...).
-        """
-        report = self._on_delivery if on_delivery is None else _report(on_delivery)
-        self._queue(topic, key, value, headers, partition, timestamp_ms, report)
-        self._producer.poll(0)
-
 
 class TransactionalProducer(_BaseProducer):
     """A transactional producer: records and consumer offsets commit together, or not at all.
@@ -233,27 +233,6 @@ class TransactionalProducer(_BaseProducer):
         self.transactional_id = transactional_id
         self._stuck: str | None = None
         """The transactional call that never returned, once one did not."""
-
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header] = (),
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> None:
-        """Queue one record of the open transaction (see ``Producer.produce``).
-
-        No delivery callback and no poll per record, the hot path of the derive stage: a
-        record that fails delivery puts the transaction in an abortable state, which
-        ``commit`` raises; its delivery report is served by the flush inside ``commit``.
-
-        Raises:
-            RetriableKafkaError: the local queue stayed full for ``queue_full_timeout`` s.
-            KafkaError: the record was refused (too large, unknown partition, ...).
-        """
-        self._queue(topic, key, value, headers, partition, timestamp_ms, None)
 
     def init_transactions(self, timeout: float = 60.0) -> None:
         """Register the transactional id (fencing older instances); call once, first."""

@@ -214,10 +214,6 @@ class DeriveStage:
                 self._checkpoint.begin()
                 for message in messages:
                     self._process(message)
-                # Delivery reports and client errors are served once a batch, not per record
-                # (the producer's hot path does no poll); a failed delivery dooms the
-                # transaction, which its commit raises.
-                self._producer.poll(0)
             self._sweep_timers()
             self._scan_state()
             derive = self._settings.derive

@@ -69,9 +69,6 @@ class FakeProducer(_Recorder):
         self.produced.append(record)
         self._open.append(record)
 
-    def poll(self, timeout: float = 0.0) -> None:
-        self._call("poll")
-
     def init_transactions(self) -> None:
         self._call("init_transactions")
 
