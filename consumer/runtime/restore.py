@@ -125,11 +125,11 @@ class ChangelogRestore:
                 consumer.close()
                 raise
         consumer, catch_up = self._reading
-        for message in consumer.consume(max_records, timeout):
-            store = self._pending.get(message.partition)
-            if message.key is not None and store is not None:
-                store.restore(message.key, message.value)
-                self._records[message.partition] += 1
+        for partition, key, value in consumer.consume_entries(max_records, timeout):
+            store = self._pending.get(partition)
+            if key is not None and store is not None:
+                store.restore(key, value)
+                self._records[partition] += 1
         catch_up.advance()
         finished = sorted(self._pending.keys() - {tp.partition for tp in catch_up.pending})
         if finished:
