@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from consumer.deliver import Accepted, KlaviyoResponse
 from tests.unit.deliver import factories
-from tests.unit.deliver.test_sender import Run, always, reply
+from tests.unit.deliver.test_sender import FakeClient, Run, always, reply
 from tests.unit.deliver.test_sender_revoke import OTHER, in_partition, two_merchants
 
 
@@ -19,21 +20,22 @@ def partition(token: Any) -> Any:
     return token[0]
 
 
-class Gate:
-    """A client whose requests hang until ``open``; counts requests entered."""
+class Gate(FakeClient):
+    """A client whose requests hang until ``opened``; counts requests entered."""
 
     def __init__(self, run: Run) -> None:
-        self.run = run
+        super().__init__(always(reply(202)))
         self.opened = asyncio.Event()
         self.entered = 0
         self.changed = asyncio.Event()
-        run.client.post = self.post  # type: ignore[method-assign]
+        run.client = self
+        run.sink._client = self
 
-    async def post(self, path: str, api_key: Any, body: bytes) -> KlaviyoResponse:
+    async def post(self, path: str, api_key: SecretStr, body: bytes) -> KlaviyoResponse:
         self.entered += 1
         self.changed.set()
         await self.opened.wait()
-        self.run.client.requests.append(orjson.loads(body))
+        self.requests.append(orjson.loads(body))
         return reply(202)
 
     async def wait_entered(self, count: int) -> None:
