@@ -77,11 +77,16 @@ class ChangelogFacts:
 
 
 class LocalState:
-    """The snapshot directory of one derive stage."""
+    """The snapshot directory of one derive stage.
+
+    Raises (from the constructor):
+        ConfigError: the directory cannot be created or written.
+    """
 
     def __init__(
         self, directory: Path, settings: KafkaSettings, topic: str, metrics: Metrics
     ) -> None:
+        check_state_dir(directory)
         self._directory = directory
         self._settings = settings
         self._topic = topic

@@ -162,6 +162,12 @@ class SnapshotReader:
     def close(self) -> None:
         self._file.close()
 
+    def __enter__(self) -> SnapshotReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _read(self, size: int) -> bytes:
         data = self._file.read(size)
         if len(data) != size:
