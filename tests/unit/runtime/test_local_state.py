@@ -10,7 +10,8 @@ import pytest
 from consumer.errors import ConfigError
 from consumer.observability import Metrics
 from consumer.runtime.local_state import ChangelogFacts, LocalState
-from consumer.settings import KafkaSettings
+from consumer.runtime.service import Service
+from consumer.settings import KafkaSettings, Settings
 from consumer.state.arena import Arena
 from consumer.state.snapshot import snapshot_path, write_snapshot
 
@@ -75,3 +76,11 @@ def test_a_directory_that_cannot_be_created_fails_naming_the_setting(tmp_path: P
     blocker.write_bytes(b"")
     with pytest.raises(ConfigError, match=r"derive\.local_state_dir .*DERIVE__LOCAL_STATE_DIR"):
         LocalState(blocker / "state", KafkaSettings(), TOPIC, Metrics())
+
+
+async def test_the_service_stops_at_start_on_an_unwritable_state_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    settings = Settings(derive={"local_state_dir": str(blocker / "state")})
+    with pytest.raises(ConfigError, match=r"derive\.local_state_dir"):
+        await Service(settings, stage="derive").run()  # before any broker is asked for
