@@ -208,7 +208,7 @@ class DeriveStage:
             except AbortableKafkaError:
                 self._checkpoint.abort()
             # Committed (or rewound to the last commit): the state is the changelog's as of now.
-            self._restore.save_snapshots()
+            self._restore.save_snapshots(self._consumer)
         try:
             self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
         finally:

@@ -99,6 +99,8 @@ class LocalState:
     def save(self, store: StateStore[object], consumer: KafkaConsumer) -> None:
         """Write a snapshot of every partition ``store`` owns (call after the last commit);
         a failure costs only a full restore next time, so it is logged, not raised."""
+        if not store.owned():
+            return
         facts = ChangelogFacts.read(self._settings, self._topic)
         for partition in store.owned():
             started = time.monotonic()

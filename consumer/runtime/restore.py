@@ -166,15 +166,11 @@ class ChangelogRestore:
             self._pending[partition].load(arena)
             self._starts[tp] = offset
 
-    def save_snapshots(self) -> None:
-        """Write a snapshot of every installed partition (after the stage's last commit)."""
-        if self._local is None or not self._store.owned():
-            return
-        consumer = KafkaConsumer(self._settings, self._group_id)
-        try:
+    def save_snapshots(self, consumer: KafkaConsumer) -> None:
+        """Write a snapshot of every installed partition (after the stage's last commit);
+        ``consumer`` (the stage's own, still open) tells the changelog's end offsets."""
+        if self._local is not None:
             self._local.save(self._store, consumer)
-        finally:
-            consumer.close()
 
     def close(self) -> None:
         """Stop reading (restores in progress are abandoned) and release the consumer."""

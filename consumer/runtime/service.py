@@ -69,8 +69,8 @@ class Service:
         """Run until ``stop`` is set or a stage fails.
 
         Raises:
-            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, or the
-                HTTP port cannot be bound.
+            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, the
+                HTTP port cannot be bound, or ``derive.local_state_dir`` cannot be written.
             KafkaError: a Kafka error that new clients do not cure (e.g. a topic missing); a
                 stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
