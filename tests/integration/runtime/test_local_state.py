@@ -88,10 +88,13 @@ async def test_a_restart_loads_the_snapshot_and_reads_only_the_changelog_tail(
     stack: Stack, tmp_path: Path
 ) -> None:
     await seed(stack)
+    # In the snapshot: an order in transit, its stall timer due 71 h after T0.
+    stuck = iter([(0, order_state("stuck-1", "in_transit", T0))])
+    await asyncio.to_thread(write_changelog, stack, stuck)
     directory = tmp_path / "state"
     async with derive_stage(stack, lambda: T0, local_state_dir=str(directory)) as metrics:
         await wait_until(lambda: restored(metrics), 60, "restore")
-        assert sample(metrics, "state_restored_entries_total") == ORDERS
+        assert sample(metrics, "state_restored_entries_total") == ORDERS + 1
     assert sample(metrics, "state_snapshots_total", event="written") == 3
     assert snapshot_state(stack, directory) == changelog_state(stack)
 
@@ -110,17 +113,27 @@ async def test_a_restart_loads_the_snapshot_and_reads_only_the_changelog_tail(
         produce_records, stack.settings.kafka, stack.settings.topics.orders, news
     )
 
+    def outbox_ids() -> set[str]:
+        outbox = drain(stack.settings.kafka, stack.settings.topics.outbox)
+        return {decode_operation(m.value or b"").unique_id for m in outbox}
+
+    def stalled() -> set[str]:
+        return {uid.split(":")[1] for uid in outbox_ids() if "stalled_in_transit" in uid}
+
+    # 72 h on: the stall timers of the in-transit orders (from the snapshot and the tail) are due.
+    later = T0 + timedelta(hours=72)
     async with derive_stage(
-        stack, lambda: at, local_state_dir=str(directory), checkpoint_interval_seconds=0.05
+        stack, lambda: later, local_state_dir=str(directory), checkpoint_interval_seconds=0.05
     ) as metrics:
         await wait_until(lambda: restored(metrics), 60, "restore from snapshots")
         assert sample(metrics, "state_snapshots_total", event="loaded") == 3
         assert sample(metrics, "state_restored_entries_total") == len(tail)
-        assert state_entries(metrics) == ORDERS  # one deleted, one new
+        assert state_entries(metrics) == ORDERS + 1  # one deleted, one new
+        wanted = {"stuck-1-s1", "new-1-s1", "ord-2-s1"}
+        await wait_until(lambda: stalled() == wanted, 30, "the timers, indexed after the load")
         await wait_until(lambda: inputs_caught_up(stack.settings), 30, "the news")
     # ord-4 was derived against its restored state: news of its shipment, no order_created.
-    outbox = await stack.outbox()
-    assert {decode_operation(m.value or b"").unique_id for m in outbox} == {
+    assert {uid for uid in outbox_ids() if "ord-4" in uid} == {
         "tracking:ord-4-s1:in_transit:2026-03-01T01:00:00Z",
         "tracking-item:ord-4-s1:li_0:in_transit:2026-03-01T01:00:00Z",
     }
