@@ -44,6 +44,7 @@ TARGETS = [
     Target("derive.ratio_to_peer", 1.5, True, "derive >= 1.5 x Quix Streams"),
     Target("state.rss_bytes_per_shipment", 300, False, "<= 300 B RSS per shipment"),
     Target("state.restore_s", 10.0, False, "restore of the state <= 10 s (1M shipments)"),
+    Target("state.local_restart_s", 5.0, False, "ready <= 5 s after a clean restart, local store"),
     Target("deliver.events_per_request", 990, True, ">= 990 events per request under backlog"),
     Target("latency.p99_s", 2.0, False, "p99 produce -> Klaviyo <= 2.0 s at half load"),
     Target("produce.rec_per_s", 20_000, True, "dev produce >= 20k rec/s"),

@@ -107,8 +107,17 @@ class BenchStack:
         settings = self.settings(self.job("onboard"))
         onboard(settings, self.sandbox, self.merchants)
 
-    def service(self, name: str, stage: str, overrides: Mapping[str, Any]) -> Child:
-        """``klaviyo-consumer run --stage STAGE`` with ``overrides``, started."""
+    def service(
+        self,
+        name: str,
+        stage: str,
+        overrides: Mapping[str, Any],
+        *,
+        instance: str | None = None,
+        shutdown_seconds: float = SHUTDOWN_SECONDS,
+    ) -> Child:
+        """``klaviyo-consumer run --stage STAGE`` with ``overrides``, started; its instance id
+        is ``name`` unless ``instance`` is given (a restart of another child)."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         for section, values in overrides.items():
@@ -117,7 +126,7 @@ class BenchStack:
                 env[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = text
         env[f"{ENV_PREFIX}HTTP__PORT"] = str(port)
         argv = [sys.executable, "-m", "consumer.cli.main", "run", "--stage", stage]
-        argv += ["--instance-id", name, "--shutdown-seconds", str(SHUTDOWN_SECONDS)]
+        argv += ["--instance-id", instance or name, "--shutdown-seconds", str(shutdown_seconds)]
         return Child.start(argv, env, self.log_dir / f"{name}.log", f"http://127.0.0.1:{port}")
 
 

@@ -3,7 +3,9 @@ to one starting on an empty changelog, each with the same few new input records 
 
 Figures are differences between the two, so start-up costs that do not depend on state
 cancel out: RSS per shipment, the extra time to ready (the restore), and how much later the
-first new record is processed.
+first new record is processed. The run on state has a local state store: it writes snapshots
+when it stops, and the same instance started again measures the extra time to ready after a
+clean restart (loading the snapshots, then the changelog's tail).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.stack import (
@@ -35,6 +38,7 @@ __all__ = [
     "Changelog",
     "Probes",
     "publish_probes",
+    "run_restart",
     "run_state",
     "state_figures",
     "write_changelog",
@@ -109,22 +113,42 @@ def publish_probes(stack: BenchStack) -> Probes:
     return Probes(topics, publish(settings, probes))
 
 
-async def run_state(
-    stack: BenchStack, changelog: Changelog, probes: Probes, name: str
+# The stop of a run with a local store writes the snapshots (about 250 MB for 1M shipments).
+_SNAPSHOT_SHUTDOWN_SECONDS = 120
+
+
+def _overrides(
+    stack: BenchStack, changelog: Changelog, probes: Probes, local_state_dir: Path | None
 ) -> dict[str, Any]:
-    """Start derive on ``changelog`` with ``probes`` waiting; its figures."""
+    derive = {} if local_state_dir is None else {"local_state_dir": str(local_state_dir)}
+    return stack.overrides(
+        probes.topics,
+        topics={"tracking_state": changelog.topics.names()["tracking_state"]},
+        derive=derive,
+    )
+
+
+async def run_state(
+    stack: BenchStack,
+    changelog: Changelog,
+    probes: Probes,
+    name: str,
+    local_state_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Start derive on ``changelog`` with ``probes`` waiting; its figures. With
+    ``local_state_dir`` it writes its snapshots there when it stops."""
     topics, total = probes.topics, probes.records
     names = topics.names()
-    overrides = stack.overrides(
-        topics, topics={"tracking_state": changelog.topics.names()["tracking_state"]}
-    )
+    overrides = _overrides(stack, changelog, probes, local_state_dir)
     group = f"{topics.prefix}-derive"
     progress = await asyncio.to_thread(
         GroupProgress, stack.bootstrap_servers, group, [names[i] for i in INPUTS]
     )
     try:
         await settle()  # ready_s is a figure: no other child may still be stopping
-        child = stack.service(name, "derive", overrides)
+        child = stack.service(
+            name, "derive", overrides, shutdown_seconds=_SNAPSHOT_SHUTDOWN_SECONDS
+        )
         with child.running():
             ready = await child.wait_ready(timeout=600)
             seen = await follow(progress, child, total, interval=0.05)
@@ -141,12 +165,44 @@ async def run_state(
     }
 
 
-def state_figures(full: dict[str, Any], empty: dict[str, Any]) -> dict[str, float]:
-    """The per-shipment and restore figures from a run on state and one without."""
+async def run_restart(
+    stack: BenchStack,
+    changelog: Changelog,
+    probes: Probes,
+    name: str,
+    instance: str,
+    local_state_dir: Path,
+) -> dict[str, Any]:
+    """Start derive again as ``instance``, whose run with ``local_state_dir`` stopped cleanly
+    (its probes are committed: nothing waits); its time to ready and the snapshots' size."""
+    overrides = _overrides(stack, changelog, probes, local_state_dir)
+    await settle()  # the first run's stop, which writes the snapshots, has ended
+    snapshots = await asyncio.to_thread(_size, local_state_dir, "*.snapshot")
+    if not snapshots:
+        raise RuntimeError(f"{instance} wrote no state snapshot into {local_state_dir}")
+    child = stack.service(
+        name, "derive", overrides, instance=instance, shutdown_seconds=_SNAPSHOT_SHUTDOWN_SECONDS
+    )
+    with child.running():
+        ready = await child.wait_ready(timeout=600)
+    return {"ready_s": ready, "snapshot_bytes": snapshots}
+
+
+def _size(directory: Path, pattern: str) -> int:
+    return sum(path.stat().st_size for path in directory.glob(pattern))
+
+
+def state_figures(
+    full: dict[str, Any], empty: dict[str, Any], restarted: dict[str, Any]
+) -> dict[str, float]:
+    """The per-shipment and restore figures from a run on state, one without, and the run on
+    state started again with its local store."""
     shipments = max(1, int(full["shipments"]))
     return {
         "rss_bytes_per_shipment": (full["rss_bytes"] - empty["rss_bytes"]) / shipments,
         "restore_s": full["ready_s"] - empty["ready_s"],
+        "local_restart_s": restarted["ready_s"] - empty["ready_s"],
+        "snapshot_bytes_per_shipment": restarted["snapshot_bytes"] / shipments,
         "first_record_delay_s": full["first_record_s"] - empty["first_record_s"],
         "ready_s": full["ready_s"],
     }

@@ -275,6 +275,13 @@ class DeriveSettings(_Section):
     retention_sweep_seconds: float = Field(
         3_600.0, gt=0, description="How often the tracking state is scanned for expired orders."
     )
+    local_state_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory for snapshots of the tracking state, written on a clean stop, so that the"
+            " next start reads only the changelog's tail (unset: restore from the changelog)."
+        ),
+    )
 
 
 class DeliverySettings(_Section):

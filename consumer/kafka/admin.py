@@ -124,6 +124,35 @@ class KafkaAdmin:
             raise UnknownTopicError(f"topic {topic!r} does not exist")
         return {number: partition.leader for number, partition in found.partitions.items()}
 
+    def topic_id(self, topic: str, timeout: float = 10.0) -> str:
+        """The broker's id of ``topic``: a topic deleted and created again gets a new one.
+
+        Raises:
+            KafkaError: the topic does not exist, or the broker did not answer.
+        """
+        futures = self._admin.describe_topics(
+            confluent_kafka.TopicCollection([topic]), request_timeout=timeout
+        )
+        try:
+            (description,) = [future.result() for future in futures.values()]
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, f"describe topic {topic!r}") from exc
+        return str(description.topic_id)
+
+    def topic_config(self, topic: str, timeout: float = 10.0) -> dict[str, str]:
+        """The configuration of ``topic`` as the broker applies it (defaults included).
+
+        Raises:
+            KafkaError: the broker did not answer, or refused (e.g. no DescribeConfigs ACL).
+        """
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        futures = self._admin.describe_configs([resource], request_timeout=timeout)
+        try:
+            (entries,) = [future.result() for future in futures.values()]
+        except confluent_kafka.KafkaException as exc:
+            raise wrap(exc, f"describe topic {topic!r}") from exc
+        return {name: entry.value for name, entry in entries.items() if entry.value is not None}
+
     def ensure_topics(self, specs: Sequence[TopicSpec], timeout: float = 30.0) -> list[str]:
         """Create the missing topics of ``specs``, check the existing ones; return those created.
 

@@ -8,7 +8,7 @@ gaps and transaction markers mean the record at ``high - 1`` may never be delive
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from consumer.kafka.consumer import KafkaConsumer
 from consumer.kafka.messages import (
@@ -29,22 +29,39 @@ class CatchUp:
     """
 
     def __init__(
-        self, consumer: KafkaConsumer, watermarks: dict[TopicPartition, tuple[int, int]]
+        self,
+        consumer: KafkaConsumer,
+        watermarks: dict[TopicPartition, tuple[int, int]],
+        starts: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self._consumer = consumer
         self._ends = {tp: high for tp, (_, high) in watermarks.items()}
-        # An empty partition (even one whose records all expired) has nothing to wait for.
-        self._pending = {tp for tp, (low, high) in watermarks.items() if high > low}
+        # An empty partition (even one whose records all expired), or one read from its end,
+        # has nothing to wait for.
+        starts = starts or {}
+        self._pending = {
+            tp for tp, (low, high) in watermarks.items() if high > max(low, starts.get(tp, low))
+        }
 
     @classmethod
     def start(
-        cls, consumer: KafkaConsumer, partitions: Sequence[TopicPartition], timeout: float = 10.0
+        cls,
+        consumer: KafkaConsumer,
+        partitions: Sequence[TopicPartition],
+        timeout: float = 10.0,
+        starts: Mapping[TopicPartition, int] | None = None,
     ) -> CatchUp:
-        """Assign ``partitions`` from their beginning and note their current ends."""
+        """Assign ``partitions`` from their beginning (or the offset ``starts`` gives) and
+        note their current ends."""
+        starts = starts or {}
         consumer.assign(
-            [TopicPartitionOffset(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+            [
+                TopicPartitionOffset(tp.topic, tp.partition, starts.get(tp, OFFSET_BEGINNING))
+                for tp in partitions
+            ]
         )
-        return cls(consumer, {tp: consumer.get_watermark_offsets(tp, timeout) for tp in partitions})
+        watermarks = {tp: consumer.get_watermark_offsets(tp, timeout) for tp in partitions}
+        return cls(consumer, watermarks, starts)
 
     @property
     def done(self) -> bool:

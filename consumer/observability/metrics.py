@@ -134,6 +134,11 @@ class Metrics:
             "state_restored_entries", "Tracking-state entries read back from the changelog.",
             namespace=_NS, registry=r,
         )  # fmt: skip
+        self.state_snapshots = Counter(
+            "state_snapshots",
+            "Local state snapshots by event: written, write_failed, loaded, rejected (invalid).",
+            ["event"], namespace=_NS, registry=r,
+        )  # fmt: skip
         self.consume_loop_last_turn = Gauge(
             "consume_loop_last_turn_timestamp_seconds",
             "When each consume loop last completed a poll (successfully).",

@@ -47,6 +47,7 @@ from consumer.outbox import EventOperation, Operation, encode_operation
 from consumer.runtime.checkpoint import Checkpoint
 from consumer.runtime.clients import KafkaClients
 from consumer.runtime.dead_letter import FailedRecord, failure_record, record_budget, record_size
+from consumer.runtime.local_state import LocalState
 from consumer.runtime.record_errors import OutputTooLarge, RecordErrors
 from consumer.runtime.restore import ChangelogRestore
 from consumer.runtime.timers import TimerIndex
@@ -124,8 +125,14 @@ class DeriveStage:
         self._timers = TimerIndex(
             self._store, self._config, merchants, settings.derive.retention_sweep_seconds
         )
+        directory = settings.derive.local_state_dir
+        local = (
+            None
+            if directory is None
+            else LocalState(directory, settings.kafka, self._topics.tracking_state, metrics)
+        )
         self._restore = ChangelogRestore(
-            settings.kafka, self._topics.tracking_state, self._store, f"{group}-restore"
+            settings.kafka, self._topics.tracking_state, self._store, f"{group}-restore", local
         )
         self._restore_started = 0.0
         self._checkpoint = Checkpoint(
@@ -200,6 +207,8 @@ class DeriveStage:
                 self._checkpoint.commit()
             except AbortableKafkaError:
                 self._checkpoint.abort()
+            # Committed (or rewound to the last commit): the state is the changelog's as of now.
+            self._restore.save_snapshots(self._consumer)
         try:
             self._consumer.close()  # leaves the group; on_revoke has nothing left to commit
         finally:

@@ -12,10 +12,10 @@ from consumer.kafka import (
     CatchUp,
     ConsumedMessage,
     KafkaConsumer,
-    KafkaError,
     RetriableKafkaError,
     TopicPartition,
 )
+from consumer.runtime.local_state import ChangelogFacts, LocalState
 from consumer.settings import KafkaSettings
 from consumer.state.store import PartitionStore, StateStore
 
@@ -78,7 +78,9 @@ class ChangelogRestore:
     ``StateStore`` and reports it. Until then the partition is not owned by the ``StateStore``:
     nothing can read or write its half-restored state. Values are stored as the changelog
     holds them (``StateStore`` decodes on access), so a step costs little more than the
-    consume. Not thread-safe: one caller.
+    consume. With a ``LocalState``, a step first loads one partition's valid snapshot (a file
+    a step) and its changelog is then read from the snapshot's offset only. Not thread-safe:
+    one caller.
     """
 
     def __init__(
@@ -87,13 +89,19 @@ class ChangelogRestore:
         topic: str,
         store: StateStore[Any],
         group_id: str,
+        local: LocalState | None = None,
     ) -> None:
         self._settings = settings
         self._topic = topic
         self._store = store
         self._group_id = group_id
-        self._reading: tuple[KafkaConsumer, CatchUp] | None = None
+        self._local = local
+        self._consumer: KafkaConsumer | None = None
+        self._catch_up: CatchUp | None = None
+        self._facts: ChangelogFacts | None = None
         self._pending: dict[int, PartitionStore[Any]] = {}
+        self._unjudged: list[int] = []  # partitions whose snapshot is still to be looked at
+        self._starts: dict[TopicPartition, int] = {}
         self._records: dict[int, int] = {}
 
     @property
@@ -102,29 +110,33 @@ class ChangelogRestore:
         return sorted(self._pending)
 
     def restart(self, partitions: Sequence[int]) -> None:
-        """Restore exactly ``partitions`` from their beginning (their stores start empty)."""
+        """Restore exactly ``partitions`` (their stores start empty, or from a snapshot)."""
         self.close()
         self._pending = {p: self._store.empty() for p in partitions}
         self._records = dict.fromkeys(partitions, 0)
+        local = self._local
+        self._unjudged = [p for p in partitions if local is not None and local.has(p)]
 
     def step(self, max_records: int, timeout: float) -> dict[int, int]:
-        """Read up to ``max_records``; returns finished partitions → changelog records read.
+        """Read up to ``max_records`` (or load one snapshot); returns finished partitions →
+        changelog records read.
 
         Raises:
             KafkaError: reading the changelog failed (the stage is rebuilt and restores again).
         """
         if not self._pending:
             return {}
-        if self._reading is None:
+        if self._consumer is None:
             # Created here, not in ``restart``: the assignment callback stays short.
-            consumer = KafkaConsumer(self._settings, self._group_id)
+            self._consumer = KafkaConsumer(self._settings, self._group_id)
+        consumer = self._consumer
+        if self._unjudged:
+            self._load_snapshot(consumer, self._unjudged.pop(0))
+            return {}
+        if self._catch_up is None:
             tps = [TopicPartition(self._topic, p) for p in sorted(self._pending)]
-            try:
-                self._reading = consumer, CatchUp.start(consumer, tps)
-            except KafkaError:
-                consumer.close()
-                raise
-        consumer, catch_up = self._reading
+            self._catch_up = CatchUp.start(consumer, tps, starts=self._starts)
+        catch_up = self._catch_up
         for partition, key, value in consumer.consume_entries(max_records, timeout):
             store = self._pending.get(partition)
             if key is not None and store is not None:
@@ -142,9 +154,31 @@ class ChangelogRestore:
                     _MALLOC_TRIM(0)
         return {p: self._records.pop(p) for p in finished}
 
+    def _load_snapshot(self, consumer: KafkaConsumer, partition: int) -> None:
+        if self._local is None:
+            return
+        if self._facts is None:
+            self._facts = ChangelogFacts.read(self._settings, self._topic)
+        tp = TopicPartition(self._topic, partition)
+        loaded = self._local.load(partition, consumer.get_watermark_offsets(tp), self._facts)
+        if loaded is not None:
+            arena, offset = loaded
+            self._pending[partition].load(arena)
+            self._starts[tp] = offset
+
+    def save_snapshots(self, consumer: KafkaConsumer) -> None:
+        """Write a snapshot of every installed partition (after the stage's last commit);
+        ``consumer`` (the stage's own, still open) tells the changelog's end offsets."""
+        if self._local is not None:
+            self._local.save(self._store, consumer)
+
     def close(self) -> None:
         """Stop reading (restores in progress are abandoned) and release the consumer."""
-        if self._reading is not None:
-            self._reading[0].close()
-        self._reading = None
+        if self._consumer is not None:
+            self._consumer.close()
+        self._consumer = None
+        self._catch_up = None
+        self._facts = None
         self._pending = {}
+        self._unjudged = []
+        self._starts = {}

@@ -31,6 +31,7 @@ from consumer.observability import Health, Metrics, bind_log_context, serve
 from consumer.runtime.clients import BrokerClients, KafkaClients
 from consumer.runtime.deliver_stage import DeliverStage
 from consumer.runtime.derive_stage import DeriveStage
+from consumer.runtime.local_state import check_state_dir
 from consumer.runtime.startup import wait_for_kafka
 from consumer.runtime.supervisor import supervise
 from consumer.settings import Settings
@@ -68,13 +69,16 @@ class Service:
         """Run until ``stop`` is set or a stage fails.
 
         Raises:
-            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, or the
-                HTTP port cannot be bound.
+            ConfigError: no broker answered within ``kafka.startup_timeout_seconds``, the
+                HTTP port cannot be bound, or ``derive.local_state_dir`` cannot be written.
             KafkaError: a Kafka error that new clients do not cure (e.g. a topic missing); a
                 stage whose clients failed is rebuilt in place instead (``supervise``).
             TimeoutError: shutdown took longer than ``shutdown_seconds``.
         """
         bind_log_context(instance=self.instance_id)
+        state_dir = self.settings.derive.local_state_dir
+        if state_dir is not None and self.stage in ("derive", "all"):
+            check_state_dir(state_dir)
         keyring = Keyring.from_settings(self.settings.integrations)
         table = self.table = IntegrationsTable(
             self.settings.kafka,

@@ -10,7 +10,9 @@ the state's size in RSS after a restore in a worker thread).
 
 A table slot holds the record's position + 1 in its low 36 bits and the low 27 bits of the
 key's hash above them: a probe past another key rarely reads a chunk, and growing the table
-re-slots entries without hashing their keys again.
+re-slots entries without hashing their keys again. The hash is CRC-32, not ``hash()``: it is
+the same in every process, so ``dump`` and ``load`` move the chunks and the table as they are
+(a buffer each, no object per record) and the table still finds every key.
 
 A replaced or deleted record stays behind as garbage until the chunks are compacted, once
 garbage exceeds half the live bytes: memory stays below 1.5 x the live records (plus one
@@ -21,9 +23,13 @@ thread-safe.
 from __future__ import annotations
 
 import struct
+import sys
+import zlib
 from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-__all__ = ["Arena", "KeySnapshot"]
+__all__ = ["Arena", "ArenaLayout", "KeySnapshot"]
 
 _HEAD = struct.Struct("<II")  # key length, value length
 _HEAD_SIZE = _HEAD.size
@@ -37,6 +43,34 @@ _POSITION = (1 << _POSITION_BITS) - 1
 _TAG = (1 << 27) - 1
 _MIN_SLOTS = 8
 _MIN_GARBAGE = 4 * _CHUNK  # below this much garbage a compaction is not worth its copy
+_hash = zlib.crc32
+
+
+@dataclass(frozen=True, slots=True)
+class ArenaLayout:
+    """What ``Arena.load`` needs besides the bytes: the sizes of the buffers ``dump`` yields
+    and the counters that go with them."""
+
+    chunk_sizes: tuple[int, ...]  # allocated size of each chunk
+    fill: int  # bytes used in the last chunk (only those are dumped)
+    slots: int  # table size
+    live: int
+    used: int
+    garbage: int
+    value_bytes: int
+
+    def check(self) -> None:
+        """Raises ValueError if the layout cannot be an arena's."""
+        slots = self.slots
+        if slots < _MIN_SLOTS or slots & (slots - 1) or slots > _TAG + 1:
+            raise ValueError(f"table of {slots} slots is not a power of two in range")
+        if not 0 <= self.live <= self.used <= slots * 2 // 3:
+            raise ValueError(f"{self.live} live of {self.used} used slots in {slots}")
+        if any(size < _CHUNK for size in self.chunk_sizes):
+            raise ValueError("a chunk is smaller than the chunk size")
+        last = self.chunk_sizes[-1] if self.chunk_sizes else 0
+        if not 0 <= self.fill <= last or min(self.garbage, self.value_bytes) < 0:
+            raise ValueError("fill or byte counts out of range")
 
 
 class _Chunks:
@@ -75,6 +109,12 @@ class _Chunks:
 
     def held(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
+
+    def buffers(self) -> Iterator[memoryview]:
+        """The chunks' used bytes (all of each but the last)."""
+        for number, chunk in enumerate(self.chunks):
+            last = number == len(self.chunks) - 1
+            yield memoryview(chunk)[: self.fill] if last else memoryview(chunk)
 
 
 class KeySnapshot:
@@ -152,6 +192,55 @@ class Arena:
         if self._used > self._limit or self._garbage > _MIN_GARBAGE:
             self._tidy()
 
+    def dump(self) -> tuple[ArenaLayout, Iterator[memoryview]]:
+        """The arena's layout and its raw contents (the chunks, then the table), for ``load``.
+        The buffers are views: write them out before changing the arena."""
+        records = self._records
+        layout = ArenaLayout(
+            tuple(len(chunk) for chunk in records.chunks),
+            records.fill,
+            len(self._slots),
+            self._live,
+            self._used,
+            self._garbage,
+            self._value_bytes,
+        )
+
+        def buffers() -> Iterator[memoryview]:
+            yield from records.buffers()
+            yield _little_endian(self._slots)
+
+        return layout, buffers()
+
+    @classmethod
+    def load(cls, layout: ArenaLayout, fill: Callable[[memoryview], None]) -> Arena:
+        """An arena from ``dump``'s output: ``fill`` must fill each buffer it is given
+        with the next bytes of what ``dump`` yielded (or raise).
+
+        Raises:
+            ValueError: the layout is not an arena's.
+        """
+        layout.check()
+        arena = cls()
+        records = arena._records
+        for number, size in enumerate(layout.chunk_sizes):
+            chunk = bytearray(size)
+            last = number == len(layout.chunk_sizes) - 1
+            fill(memoryview(chunk)[: layout.fill] if last else memoryview(chunk))
+            records.chunks.append(chunk)
+        if records.chunks:
+            records.fill = layout.fill
+            records.room = layout.chunk_sizes[-1] - layout.fill
+        slots = array("q", bytes(8 * layout.slots))
+        fill(memoryview(slots).cast("B"))
+        if sys.byteorder != "little":
+            slots.byteswap()
+        arena._slots = slots
+        arena._limit = layout.slots * 2 // 3
+        arena._live, arena._used = layout.live, layout.used
+        arena._garbage, arena._value_bytes = layout.garbage, layout.value_bytes
+        return arena
+
     def keys(self) -> KeySnapshot:
         """A snapshot of the live keys (reading it later sees the records of that moment)."""
         positions = array("q", ((entry & _POSITION) - 1 for entry in self._slots if entry > 0))
@@ -162,7 +251,7 @@ class Arena:
         to fill (the first free one on its probe path)."""
         slots, chunks = self._slots, self._records.chunks
         mask = len(slots) - 1
-        tag = hash(key) & _TAG
+        tag = _hash(key) & _TAG
         slot = tag & mask
         free = -1
         while True:
@@ -218,3 +307,11 @@ class Arena:
         self._slots = slots
         self._limit = capacity * 2 // 3
         self._used = self._live
+
+
+def _little_endian(slots: array[int]) -> memoryview:
+    """The table's bytes, little-endian whatever the machine (dumps move between hosts)."""
+    if sys.byteorder != "little":
+        slots = array("q", slots)
+        slots.byteswap()
+    return memoryview(slots).cast("B")

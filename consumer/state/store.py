@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
-from consumer.state.arena import Arena, KeySnapshot
+from consumer.state.arena import Arena, ArenaLayout, KeySnapshot
 
 __all__ = ["DECODED_CACHE_SIZE", "PartitionKeys", "PartitionStore", "StateStore"]
 
@@ -139,6 +139,16 @@ class PartitionStore(Generic[S]):
         if self._cache:
             self._cache.pop(key.decode(), None)
         self._committed.put(key, data)
+
+    def dump(self) -> tuple[ArenaLayout, Iterator[memoryview]]:
+        """The committed state's raw contents (``Arena.dump``; the open transaction is not
+        in it), for a snapshot file."""
+        return self._committed.dump()
+
+    def load(self, committed: Arena) -> None:
+        """Make ``committed`` the committed state (of a new store, before restoring onto it)."""
+        self._committed = committed
+        self._cache.clear()
 
     def keys(self) -> PartitionKeys:
         """The live keys as the open transaction sees them, to be read later: a snapshot

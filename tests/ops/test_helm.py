@@ -472,6 +472,10 @@ def test_no_secret_value_is_in_the_rendered_manifests() -> None:
         (("kafka.securityProtocol=SASL_SSL",), "kafka.sasl.mechanism is required"),
         (("keyEncryptionKeys.existingSecret=",), "keyEncryptionKeys.existingSecret is required"),
         (("kafka.bootstrapServers=",), "kafka.bootstrapServers is required"),
+        (
+            ("workload=Deployment", "localState.enabled=true"),
+            "localState.volume=persistentVolume needs workload=StatefulSet",
+        ),
         (("autoscaling.hpa.enabled=true", "autoscaling.minReplicas=0"), "minReplicas 0 needs KEDA"),
     ],
 )
@@ -609,11 +613,46 @@ def test_statefulsets_are_the_default_each_governed_by_a_headless_service() -> N
         spec = statefulset["spec"]
         assert spec["podManagementPolicy"] == "Parallel"
         assert spec["updateStrategy"] == {"type": "RollingUpdate"}
-        assert "volumeClaimTemplates" not in spec  # the state lives in Kafka
+        assert "volumeClaimTemplates" not in spec  # no local state store unless asked for
         governing = services[spec["serviceName"]]
         assert headless(governing)
         assert governing["spec"]["selector"] == spec["selector"]["matchLabels"]
         assert spec["selector"]["matchLabels"].items() <= pod_labels(statefulset).items()
+
+
+def _state_volume(workload: Manifest) -> tuple[Any, Any, Any]:
+    """The state mount, the local state directory setting, and the state volume of a pod."""
+    c = container(workload)
+    mount = [m for m in c["volumeMounts"] if m["name"] == "state"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    volumes = [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"]
+    return mount, env.get(f"{ENV_PREFIX}DERIVE__LOCAL_STATE_DIR"), volumes
+
+
+def test_local_state_gives_each_derive_pod_a_claim_of_its_own() -> None:
+    path = "/var/lib/klaviyo-consumer/state"
+    by_stage = {w["metadata"]["name"].rsplit("-", 1)[1]: w for w in apps(render(ci("statefulset")))}
+    derive, deliver = by_stage["derive"], by_stage["deliver"]
+    mount, directory, volumes = _state_volume(derive)
+    assert mount == [{"name": "state", "mountPath": path}] and directory == path
+    assert volumes == []  # the claim is the volume
+    (claim,) = derive["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert _state_volume(deliver) == ([], None, [])  # deliver keeps no state
+    assert "volumeClaimTemplates" not in deliver["spec"]
+
+
+def test_local_state_on_an_empty_dir_works_with_deployments() -> None:
+    sets = ("localState.enabled=true", "localState.volume=emptyDir", "localState.size=1Gi")
+    for workload in apps(render(ci("deployment"), sets=sets)):
+        mount, directory, volumes = _state_volume(workload)
+        if workload["metadata"]["name"].endswith("-deliver"):
+            assert (mount, directory, volumes) == ([], None, [])
+            continue
+        assert directory == mount[0]["mountPath"]
+        assert volumes == [{"name": "state", "emptyDir": {"sizeLimit": "1Gi"}}]
 
 
 def test_deployment_workload_surges_and_has_no_headless_service() -> None:

@@ -125,6 +125,9 @@ Returned as YAML (`fromYaml` it): templates cannot return data otherwise.
 {{- if not .Values.kafka.bootstrapServers }}
 {{- fail "kafka.bootstrapServers is required" }}
 {{- end }}
+{{- if and .Values.localState.enabled (eq .Values.localState.volume "persistentVolume") (ne .Values.workload "StatefulSet") }}
+{{- fail "localState.volume=persistentVolume needs workload=StatefulSet (a Deployment pod gets a new name, and no claim of its own, on each restart); use localState.volume=emptyDir" }}
+{{- end }}
 {{- if not .Values.keyEncryptionKeys.existingSecret }}
 {{- fail "keyEncryptionKeys.existingSecret is required: the service does not start without a key-encryption key" }}
 {{- end }}

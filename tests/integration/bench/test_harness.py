@@ -33,6 +33,7 @@ FIGURES = {
     "state.rss_bytes_per_shipment",
     "state.restore_s",
     "state.first_record_delay_s",
+    "state.local_restart_s",
     "produce.rec_per_s",
 }
 

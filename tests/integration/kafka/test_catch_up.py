@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from consumer.kafka import CatchUp, ConsumedMessage, KafkaConsumer, TopicPartition
 from consumer.settings import KafkaSettings
+from tests.helpers.kafka import Record
 from tests.integration.conftest import TopicFactory
 
 
@@ -49,3 +50,16 @@ def test_records_written_after_the_start_are_told_apart(
             assert time.monotonic() < deadline, records
             records += consumer.consume(100, 0.2)
     assert [catch_up.written_before_start(r) for r in records] == [True, False]
+
+
+def test_a_start_offset_reads_only_from_there_and_one_at_the_end_is_done(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory, produce: Callable[..., None]
+) -> None:
+    topic = topic_factory(partitions=2)
+    produce(topic, [Record(b"k", f"v{n}".encode(), partition=0) for n in range(5)])
+    tail, ended = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    with KafkaConsumer(kafka_settings, "catch-up-test") as consumer:
+        catch_up = CatchUp.start(consumer, [tail, ended], starts={tail: 3, ended: 0})
+        assert catch_up.pending == [tail]  # partition 1 is empty: its end is its start
+        records = read_all(catch_up, consumer)
+    assert [r.value for r in records] == [b"v3", b"v4"]
