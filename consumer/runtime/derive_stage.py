@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +50,7 @@ from consumer.runtime.dead_letter import FailedRecord, failure_record, record_bu
 from consumer.runtime.local_state import LocalState
 from consumer.runtime.record_errors import OutputTooLarge, RecordErrors
 from consumer.runtime.restore import ChangelogRestore
-from consumer.runtime.timers import TimerIndex
+from consumer.runtime.timers import TimerFailure, TimerIndex
 from consumer.settings import Settings
 from consumer.state.shipments import OrderState, decode_order_state, encode_order_state
 from consumer.state.store import StateStore
@@ -345,19 +345,42 @@ class DeriveStage:
         if monotonic - self._last_sweep < _TIMER_SWEEP_SECONDS:
             return
         self._last_sweep = monotonic
-        fired = self._timers.fire(self._clock())
-        if fired:
+        fired, failures = self._timers.fire(self._clock())
+        if fired or failures:
             self._checkpoint.begin()
+        self._timer_failed(failures)
         for merchant_id, result in fired:
+            self._errors.passed()
             # Timer operations come from stored state, which was checked when it was stored.
             outbox = [(op, encode_operation(op)) for op in result.operations]
             self._apply(None, merchant_id, result, outbox)
 
     def _scan_state(self) -> None:
-        removed = self._timers.scan(self._clock(), _SCAN_BUDGET)
-        if removed:
+        removed, failures = self._timers.scan(self._clock(), _SCAN_BUDGET)
+        if removed or failures:
             self._checkpoint.begin()  # the deletions are written to the changelog as tombstones
+        self._timer_failed(failures)
+        if removed:
             log.info("expired tracking state removed", extra={"orders": removed})
+
+    def _timer_failed(self, failures: list[TimerFailure]) -> None:
+        """Dead-letter the orders a sweep or scan failed on, as the record errors they are.
+
+        There is no input record: the dead letter names the order's state instead (changelog
+        topic and partition, key = order id, value = the stored state, no offset).
+        """
+        for failure in failures:
+            source = ConsumedMessage(
+                self._topics.tracking_state,
+                failure.partition,
+                -1,
+                failure.order_id.encode(),
+                failure.state,
+                (),
+                -1,
+            )
+            failed = self._errors.failure(failure.error, source)
+            self._dead_letter(source, replace(failed, merchant_id=failure.merchant_id))
 
     def _restore_step(self) -> None:
         finished = self._restore.step(_RESTORE_BATCH, _RESTORE_WAIT_SECONDS)

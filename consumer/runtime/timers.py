@@ -15,6 +15,14 @@ and sooner when the runtime's clock nears the horizon, so a timer is in its heap
 comes due as long as a pass takes less than ``sweep_seconds``. An *indexing* pass, after a
 restore and after an abort (a timer popped inside the aborted transaction would otherwise be
 lost), starts from an empty heap and no horizon; until it has begun, every change is indexed.
+
+Failures are per order: when an order's state does not decode, or deriving its timer or its
+retention raises, the order is reported as a ``TimerFailure`` (for the caller to dead-letter)
+and the others go on. A state that does not decode is removed (a tombstone at the next
+checkpoint): it could never fire, expire or serve a record, and it would fail every pass again;
+its bytes travel in the failure. A state that decodes is kept, and the order is left out of
+every pass and sweep until its state changes or its partition is indexed afresh, so one bug
+meeting one order is reported once per indexing pass, not once per sweep.
 """
 
 from __future__ import annotations
@@ -27,10 +35,22 @@ from datetime import datetime, timedelta
 
 from consumer.derive import Derivation, DeriveConfig, due_timers, expires_at, next_timer_at
 from consumer.merchant import MerchantSettings
-from consumer.state.shipments import OrderState
-from consumer.state.store import PartitionKeys, StateStore
+from consumer.state.shipments import OrderState, StateFormatError
+from consumer.state.store import PartitionKeys, PartitionStore, StateStore
 
-__all__ = ["TimerIndex"]
+__all__ = ["TimerFailure", "TimerIndex"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFailure:
+    """An order whose timer or retention could not be worked out."""
+
+    partition: int
+    order_id: str
+    error: Exception
+    state: bytes | None  # the stored value, as the changelog carries it
+    merchant_id: str | None  # None when the state does not decode
+    removed: bool  # the state did not decode and was removed
 
 
 @dataclass(slots=True)
@@ -63,9 +83,11 @@ class TimerIndex:
         self._horizons: dict[int, datetime] = {}  # absent: index every change
         self._passes: dict[int, _Pass] = {}
         self._last_pass: dict[int, float] = {}
+        self._failed: dict[int, set[str]] = {}  # orders left out until their state changes
 
     def schedule(self, partition: int, order_id: str, state: OrderState) -> None:
         """Note the next due time of ``state`` (if any) after it changed."""
+        self._failed.get(partition, set()).discard(order_id)
         due = next_timer_at(state, self._merchants(state.merchant_id), self._config)
         horizon = self._horizons.get(partition)
         if due is not None and (horizon is None or due <= horizon):
@@ -76,6 +98,7 @@ class TimerIndex:
         for partition in partitions:
             self._heaps[partition] = []
             self._horizons.pop(partition, None)
+            self._failed.pop(partition, None)
             self._passes[partition] = _Pass(self._store.partition(partition).keys(), after=None)
 
     def rebuild(self) -> None:
@@ -89,16 +112,19 @@ class TimerIndex:
             self._horizons.pop(partition, None)
             self._passes.pop(partition, None)
             self._last_pass.pop(partition, None)
+            self._failed.pop(partition, None)
 
     @property
     def scanning(self) -> bool:
         """Whether a scan is part-way (the caller should come back soon)."""
         return bool(self._passes)
 
-    def scan(self, now: datetime, budget: int) -> int:
-        """Advance the scans by up to ``budget`` keys; returns how many orders were removed."""
+    def scan(self, now: datetime, budget: int) -> tuple[int, list[TimerFailure]]:
+        """Advance the scans by up to ``budget`` keys; returns how many orders were removed
+        as expired, and the orders that failed."""
         self._start_passes(now)
         removed = 0
+        failures: list[TimerFailure] = []
         for partition, scan in list(self._passes.items()):
             store = self._store.partition(partition)
             if scan.horizon is None:
@@ -106,14 +132,18 @@ class TimerIndex:
                 self._horizons[partition] = scan.horizon
             end = min(len(scan.keys), scan.position + budget)
             for order_id in scan.keys.between(scan.position, end):
-                state = store.peek(order_id)
+                state = self._read(partition, store, order_id, store.peek, failures)
                 if state is None:
                     continue
-                if expires_at(state, self._config) <= now:
-                    store.put(order_id, None)  # its stall timer is skipped once due
-                    removed += 1
+                try:
+                    if expires_at(state, self._config) <= now:
+                        store.put(order_id, None)  # its stall timer is skipped once due
+                        removed += 1
+                        continue
+                    due = next_timer_at(state, self._merchants(state.merchant_id), self._config)
+                except Exception as exc:  # noqa: BLE001 -- the order boundary (module doc)
+                    failures.append(self._failure(partition, store, order_id, exc, state))
                     continue
-                due = next_timer_at(state, self._merchants(state.merchant_id), self._config)
                 if (
                     due is not None
                     and due <= scan.horizon
@@ -127,7 +157,7 @@ class TimerIndex:
                 self._last_pass[partition] = scan.started_at
             if budget <= 0:
                 break
-        return removed
+        return removed, failures
 
     def _start_passes(self, now: datetime) -> None:
         monotonic = time.monotonic()
@@ -141,26 +171,64 @@ class TimerIndex:
                 keys = self._store.partition(partition).keys()
                 self._passes[partition] = _Pass(keys, after=horizon)
 
-    def fire(self, now: datetime) -> list[tuple[str, Derivation]]:
+    def fire(self, now: datetime) -> tuple[list[tuple[str, Derivation]], list[TimerFailure]]:
         """Derive every timer due at ``now``; new states are written to the store.
 
-        Returns ``(merchant id, derivation)`` pairs for the caller to write to the outbox.
+        Returns ``(merchant id, derivation)`` pairs for the caller to write to the outbox, and
+        the orders that failed (their timers are dropped).
         """
         fired: list[tuple[str, Derivation]] = []
+        failures: list[TimerFailure] = []
         for partition, heap in self._heaps.items():
             store = self._store.partition(partition)
             while heap and heap[0][0] <= now:
                 _, order_id = heapq.heappop(heap)
-                state = store.get(order_id)
+                state = self._read(partition, store, order_id, store.get, failures)
                 if state is None:
                     continue
-                merchant = self._merchants(state.merchant_id)
-                due = next_timer_at(state, merchant, self._config)
-                if due is None or due > now:
-                    continue  # state moved on; a fresh entry was pushed when it changed
-                result = due_timers(order_id, state, merchant, now, self._config)
+                try:
+                    merchant = self._merchants(state.merchant_id)
+                    due = next_timer_at(state, merchant, self._config)
+                    if due is None or due > now:
+                        continue  # state moved on; a fresh entry was pushed when it changed
+                    result = due_timers(order_id, state, merchant, now, self._config)
+                except Exception as exc:  # noqa: BLE001 -- the order boundary (module doc)
+                    failures.append(self._failure(partition, store, order_id, exc, state))
+                    continue
                 if result.state is not None:
                     store.put(order_id, result.state)
                     self.schedule(partition, order_id, result.state)
                 fired.append((state.merchant_id, result))
-        return fired
+        return fired, failures
+
+    def _read(
+        self,
+        partition: int,
+        store: PartitionStore[OrderState],
+        order_id: str,
+        read: Callable[[str], OrderState | None],
+        failures: list[TimerFailure],
+    ) -> OrderState | None:
+        """The state of ``order_id`` by ``read``; None if it has none, has failed already, or
+        does not decode (then it is removed and a failure noted)."""
+        if order_id in self._failed.get(partition, ()):
+            return None
+        try:
+            return read(order_id)
+        except StateFormatError as exc:
+            data = store.encoded(order_id)
+            store.put(order_id, None)
+            failures.append(TimerFailure(partition, order_id, exc, data, None, removed=True))
+            return None
+
+    def _failure(
+        self,
+        partition: int,
+        store: PartitionStore[OrderState],
+        order_id: str,
+        error: Exception,
+        state: OrderState,
+    ) -> TimerFailure:
+        self._failed.setdefault(partition, set()).add(order_id)
+        data = store.encoded(order_id)
+        return TimerFailure(partition, order_id, error, data, state.merchant_id, removed=False)

@@ -5,13 +5,15 @@ The integrations topics are the integrations package's (``ensure_integration_top
 
 from __future__ import annotations
 
+from consumer.errors import ConfigError
 from consumer.integrations.publish import ensure_integration_topics
-from consumer.kafka import KafkaAdmin, TopicSpec
-from consumer.settings import Settings
+from consumer.kafka import KafkaAdmin, TopicSpec, UnknownTopicError
+from consumer.settings import Settings, setting_name
 
 __all__ = ["ensure_service_topics", "service_topic_specs"]
 
 _COMPACT = {"cleanup.policy": "compact"}
+_INPUTS = ("returns", "orders", "storefront_events")
 
 
 def service_topic_specs(
@@ -40,15 +42,23 @@ def ensure_service_topics(settings: Settings) -> list[str]:
     """Create missing internal topics, check existing ones; returns the names created.
 
     Raises:
-        UnknownTopicError: an input topic does not exist (upstream must create it).
+        ConfigError: an input topic does not exist (upstream creates them, so the likeliest
+            cause is a wrong name): the message names each such setting.
         TopicMismatchError: an internal topic exists with the wrong partitions or policy, or
             a ``max.message.bytes`` below ``kafka.max_message_bytes``.
     """
     admin = KafkaAdmin(settings.kafka)
     topics = settings.topics
-    counts = [
-        admin.partition_count(name)
-        for name in (topics.returns, topics.orders, topics.storefront_events)
-    ]
+    counts: list[int] = []
+    missing: list[str] = []
+    for field in _INPUTS:
+        name = getattr(topics, field)
+        try:
+            counts.append(admin.partition_count(name))
+        except UnknownTopicError:
+            missing.append(f"{setting_name('topics', field)}: input topic {name!r} does not exist")
+    if missing:
+        # Upstream creates its topics, so the likeliest cause is a wrong name (or cluster).
+        raise ConfigError("; ".join(missing) + " (check the name and kafka.bootstrap_servers)")
     created = ensure_integration_topics(settings.kafka, topics)
     return created + admin.ensure_topics(service_topic_specs(settings, max(counts), counts[1]))

@@ -89,6 +89,13 @@ class PartitionStore(Generic[S]):
         data = self._committed.get(key.encode())
         return None if data is None else self._decode(data)
 
+    def encoded(self, key: str) -> bytes | None:
+        """The value of ``key`` as the changelog carries it, not decoded (so one that does not
+        decode can still be dead-lettered)."""
+        if key in self._overlay:
+            return self._encoding(key)
+        return self._committed.get(key.encode())
+
     def put(self, key: str, value: S | None, encoded: bytes | None = None) -> None:
         """Set (or, with ``None``, delete) ``key`` in the open transaction; ``encoded``, if
         given, is ``value`` already encoded (it is what the changelog gets)."""

@@ -48,7 +48,8 @@ def _decoded(records: Sequence[InputRecord]) -> Iterable[tuple[InputRecord, dict
     catalog = SchemaCatalog()
     decoders = {s: RecordDecoder(catalog, s, 10_000_000) for s in catalog.subjects}
     for record in records:
-        payload = encode_single_object(catalog.latest(record.subject).schema, record.value)
+        version = catalog.latest(record.subject)  # its fingerprint costs more than the record
+        payload = encode_single_object(version.schema, record.value, version.fingerprint)
         yield record, decoders[record.subject].decode(payload)
 
 

@@ -1,7 +1,8 @@
 """``klaviyo-consumer run`` with a configuration mistake: exit 2, one line naming the setting.
 
-Real child processes (what an operator sees); none needs a broker, so each takes about a second
-(the wrong bootstrap address waits out its 2 s start-up timeout first).
+Real child processes (what an operator sees); each takes about a second (the wrong bootstrap
+address waits out its 2 s start-up timeout first). Only the missing input topic needs the
+session's broker.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,9 @@ import pytest
 
 from consumer.devstack.broker import free_port
 from consumer.integrations.crypto import generate_kek
+from tests.helpers.kafka import unique_name
+from tests.helpers.secrets import SecretScanner
+from tests.integration.conftest import TopicFactory
 
 ERROR_PREFIX = "klaviyo-consumer: configuration error: "
 
@@ -117,3 +122,28 @@ def test_run_wrong_bootstrap_exits_2_after_the_startup_timeout() -> None:
     assert_config_error(
         result, "kafka.bootstrap_servers", "KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS", address
     )
+
+
+def test_run_missing_input_topic_exits_2_naming_its_setting(
+    bootstrap_servers: str, topic_factory: TopicFactory
+) -> None:
+    missing = unique_name("no-such-orders")
+    kek = generate_kek()
+    started = time.monotonic()
+    result = run_service(
+        {
+            "KLAVIYO_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
+            "KLAVIYO_CONSUMER_KAFKA__GROUP_ID": unique_name("missing-topic"),
+            "KLAVIYO_CONSUMER_INTEGRATIONS__KEY_ENCRYPTION_KEYS": f'{{"k1": "{kek}"}}',
+            "KLAVIYO_CONSUMER_TOPICS__RETURNS": topic_factory(),
+            "KLAVIYO_CONSUMER_TOPICS__STOREFRONT_EVENTS": topic_factory(),
+            "KLAVIYO_CONSUMER_TOPICS__ORDERS": missing,
+        },
+        timeout=30,
+    )
+    assert time.monotonic() - started < 20  # not waited out: a broker answered at once
+    line = assert_config_error(result, "topics.orders", "KLAVIYO_CONSUMER_TOPICS__ORDERS", missing)
+    assert "topics.returns" not in line and "topics.storefront_events" not in line
+    scanner = SecretScanner(kek)
+    scanner.add("run output", result.stdout + result.stderr)
+    scanner.assert_clean()

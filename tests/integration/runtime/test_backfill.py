@@ -117,7 +117,8 @@ def produce(settings: Settings, records: list[InputRecord]) -> None:
     catalog = SchemaCatalog()
     by_topic: dict[str, list[Record]] = {}
     for record in records:
-        payload = encode_single_object(catalog.latest(record.subject).schema, record.value)
+        version = catalog.latest(record.subject)  # its fingerprint costs more than the record
+        payload = encode_single_object(version.schema, record.value, version.fingerprint)
         stamp = int(record_time(record).timestamp() * 1000)
         topic = topic_of(settings, record.subject)
         by_topic.setdefault(topic, []).append(

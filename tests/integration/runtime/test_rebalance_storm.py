@@ -60,9 +60,13 @@ async def test_member_joins_and_leaves_10_times_exactly_once_no_exception(stack:
         steady.start()
         await wait_ready(steady)
         flowing = asyncio.create_task(trickle(stack, split_by_key(traffic, CHUNKS)))
-        for visitor in visitors:
-            visitor.start()
+        visitors[0].start()
+        for number, visitor in enumerate(visitors):
             await wait_ready(visitor)  # joined: the group rebalanced around it
+            if number + 1 < VISITS:
+                # The next one boots (seconds before it can join) while this one leaves, as
+                # in a rolling deploy; it joins once booted, after this one was ready.
+                visitors[number + 1].start()
             assert await asyncio.to_thread(visitor.terminate) == 0, visitor.tail()
             assert steady.alive(), steady.tail()
         await flowing

@@ -37,17 +37,18 @@ def test_indexing_scan_removes_expired_orders_and_schedules_live_ones_budget_by_
     states.append(derived("moving", "IN_TRANSIT"))
     timers, store = index_of(states)
     later = NOW + CONFIG.finished_retention
-    removed = timers.scan(later, budget=2)  # two of the three keys (in the store's order)
+    first = timers.scan(later, budget=2)  # two of the three keys (in the store's order)
     assert timers.scanning
-    removed += timers.scan(later, budget=2)
-    assert removed == 2
+    second = timers.scan(later, budget=2)
+    assert first[0] + second[0] == 2
+    assert first[1] == second[1] == []
     assert not timers.scanning
     assert sorted(store.changelog_records()) == [(0, b"done-1", None), (0, b"done-2", None)]
-    fired = timers.fire(later)  # the live order's stall timer was indexed by the scan
+    fired, _ = timers.fire(later)  # the live order's stall timer was indexed by the scan
     assert [result.state.order_id for _, result in fired if result.state] == ["moving"]
 
 
 def test_retention_scan_starts_again_after_each_sweep_interval() -> None:
     timers, _ = index_of([derived("done", "DELIVERED")], sweep_seconds=0.0)
-    assert timers.scan(NOW, budget=10) == 0  # the indexing pass: nothing expired yet
-    assert timers.scan(NOW + timedelta(days=31), budget=10) == 1  # a retention pass
+    assert timers.scan(NOW, budget=10) == (0, [])  # the indexing pass: nothing expired yet
+    assert timers.scan(NOW + timedelta(days=31), budget=10) == (1, [])  # a retention pass
