@@ -18,9 +18,19 @@ with nothing paused comes back short (the stage read all there was). A full poll
 backlog: at steady load each derive checkpoint makes a burst visible at once, and lingering
 longer then only adds latency (seen as p99 7.8 s at half load in make bench). Otherwise an
 operation's linger counts from its outbox record's timestamp, when derive produced it. A
-paused partition with nothing in a request is *stalled*: its lanes send what they have at
-once, as waiting for more could only end by their linger (more merchants in the partition
-than the bound holds full batches for).
+paused partition is resumed below half the bound, or below the bound once nothing of it is
+in a request (its lanes hold partial batches that only more input fills). One still paused
+with nothing in a request is *stalled*: its lanes send what they have at once, as waiting
+for more could only end by their linger (more merchants in the partition than the bound
+holds full batches for), unless one of them has a full batch to send first.
+
+librdkafka drops what it fetched for a partition when it is paused, and the partition's
+records fetched after the resume queue behind everything fetched for the others meanwhile,
+so the consumer's read-ahead is kept small (``_PREFETCH``): else a resumed partition's lanes
+go without input for many seconds (20 s at the default 64 MiB in the bench's backlog).
+
+On a clean stop the sink sends what it may send at once and parks the rest (see
+``Sink.close``); the finished prefix is committed and the rest resent by the next owner.
 
 One owner per structure: the tracker, the in-flight records, the paused set and the sink
 belong to the event loop. Kafka calls run in worker threads, and rebalance callbacks run
@@ -76,6 +86,10 @@ _POLL_SECONDS = 0.1
 _COMMIT_SECONDS = 1.0
 _REBALANCE_WAIT_SECONDS = 30.0
 """How long a rebalance callback waits for the loop (which never blocks: a safety bound)."""
+_PREFETCH = {"queued.max.messages.kbytes": 8192}
+"""librdkafka's read-ahead for all partitions (default 64 MiB: about 140k operations, 20 s
+of the bench's backlog). 8 MiB is about 2 s there, well inside the backlog linger, and
+still many fetches (of at most 1 MiB a partition) ahead of the stage."""
 _WRITE_RETRY_SECONDS = 1.0
 _WRITE_RETRY_MAX_SECONDS = 30.0
 
@@ -105,6 +119,7 @@ class DeliverStage:
             f"{settings.kafka.group_id}-deliver",
             group_instance_id=f"{instance_id}-deliver",
             on_stats=self._lag.on_stats,
+            extra=_PREFETCH,
         )
         self._producer = clients.producer()
         # Owned by the event loop (see the module docstring).
@@ -138,9 +153,11 @@ class DeliverStage:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, shutdown_seconds: float) -> None:
-        """Deliver until ``stop`` is set; then finish in-flight work and commit it.
+        """Deliver until ``stop`` is set; then send what may go out at once and commit what
+        finished.
 
-        Operations still unfinished at the deadline are not committed: the next owner of the
+        Operations unfinished then (queued behind a rate limit or a retry's backoff, or in a
+        request still open at the deadline) are not committed: the next owner of the
         partition sends them again (Klaviyo keeps one per ``unique_id``).
         """
         self._loop = asyncio.get_running_loop()
@@ -342,10 +359,14 @@ class DeliverStage:
         resume: list[TopicPartition] = []
         for partition in cast(list[int], self._tracker.partitions()):
             tp = TopicPartition(self._topics.outbox, partition)
-            waiting = self._tracker.in_flight(partition) - self._sink.in_requests(partition)
+            in_requests = self._sink.in_requests(partition)
+            waiting = self._tracker.in_flight(partition) - in_requests
             if waiting >= limit and tp not in self._paused:
                 pause.append(tp)
-            elif waiting < limit // 2 and tp in self._paused:
+            elif tp in self._paused and (
+                waiting < limit // 2 or (waiting < limit and not in_requests)
+            ):
+                # Nothing in a request: its lanes hold partial batches only more input fills.
                 resume.append(tp)
         if pause or resume:
             await asyncio.to_thread(self._pause_resume, pause, resume)
