@@ -238,7 +238,8 @@ class Batcher:
         queue = self._queues.get(lane)
         if queue is None or not queue.items:
             return None
-        if flushing or self._full(lane, queue):
+        limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
+        if flushing or len(queue.items) >= limit or queue.bytes >= self._max_bytes:
             return 0.0
         if not backlog:
             return max(0.0, queue.items[0].produced_at + self._linger - now)
@@ -246,15 +247,6 @@ class Batcher:
         if idle_since is not None:
             started = max(started, idle_since)
         return max(0.0, started + self._linger * BACKLOG_LINGER_FACTOR - now)
-
-    def full(self, lane: Lane) -> bool:
-        """Whether ``lane`` holds a full request (by count or bytes)."""
-        queue = self._queues.get(lane)
-        return queue is not None and self._full(lane, queue)
-
-    def _full(self, lane: Lane, queue: _Queue) -> bool:
-        limit = self._max_events if lane[1] == BULK_CREATE_EVENTS else self._max_profiles
-        return len(queue.items) >= limit or queue.bytes >= self._max_bytes
 
     def cut(self, lane: Lane) -> Batch | None:
         """Take the next batch of ``lane`` (oldest first, within limits), or None if empty."""

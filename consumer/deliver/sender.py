@@ -207,9 +207,8 @@ class Sink:
     def set_backlog(self, backlog: bool, stalled: Collection[Hashable] = ()) -> None:
         """Tell whether more input waits upstream than has been submitted (lanes then wait
         longer for full batches; see ``batcher``), and which token groups are ``stalled``
-        (nothing more reaches them until their lanes send: these do not wait longer, unless
-        a lane of the group has a request out or a full batch to send, which frees room
-        first). When that changes for a lane, it re-plans at once."""
+        (nothing more reaches them until their lanes send: their fullest lane does not wait
+        longer, one request at a time). When that changes for a lane, it re-plans at once."""
         stalled = frozenset(stalled)
         if (self._backlog and not backlog) or not stalled <= self._stalled:
             self._wake_all()
@@ -226,21 +225,23 @@ class Sink:
         if head is None:
             return True
         group = self._token_group(head.token)
-        return group not in self._stalled or self._sending(group)
+        return group not in self._stalled or lane != self._next_of(group)
 
-    def _sending(self, group: Hashable) -> bool:
-        """Whether a lane of ``group`` has a request out or a full batch to send: that frees
-        room upstream, so the group's other lanes need not send partial batches yet (the
-        caller marks a group stalled in the same turn its partition pauses, before any lane
-        had the chance to send)."""
+    def _next_of(self, group: Hashable) -> Lane | None:
+        """The one lane of a stalled ``group`` that sends without waiting longer: its
+        fullest, once none of its lanes has a request out. One at a time, as each request
+        frees room upstream (the partition may resume and fill the others): with more lanes
+        than the bound holds full batches for, they all fill alike, and sending them all at
+        once would make each request partial."""
         if self._in_requests[group]:
-            return True
-        return any(
-            self._batcher.full(lane)
-            and (head := self._batcher.head(lane)) is not None
-            and self._token_group(head.token) == group
+            return None
+        lanes = [
+            lane
             for lane in self._batcher.lanes()
-        )
+            if (head := self._batcher.head(lane)) is not None
+            and self._token_group(head.token) == group
+        ]
+        return max(lanes, key=self._batcher.queued, default=None)
 
     def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
         """Forget every operation whose token is ``revoked``; returns how many were dropped.

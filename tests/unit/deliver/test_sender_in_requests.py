@@ -170,3 +170,32 @@ async def test_a_stalled_groups_partial_lanes_wait_while_another_lane_sends_a_fu
         ("answer", "b", 1),
     ]
     await run.close()
+
+
+async def test_a_stalled_group_sends_its_fullest_lane_alone_then_the_next() -> None:
+    """No lane full: each request of a stalled partition frees room upstream, so one goes at
+    a time, fullest first (all at once, every one would be partial)."""
+    merchants = {m: factories.merchant(m, key=KEY if m == factories.MERCHANT else OTHER_KEY)
+                 for m in (factories.MERCHANT, OTHER)}  # fmt: skip
+    run = Run(always(reply(202)), merchants, batch_max_events=10, linger_seconds=1.0,
+              token_group=partition)  # fmt: skip
+    client = Journal(run)
+    run.sink.set_backlog(True)
+    produced = time.monotonic() - 60.0
+    run.sink.submit(factories.event(0, merchant=OTHER), (0, 0), produced)
+    for n in range(1, 4):
+        run.sink.submit(factories.event(n), (0, n), produced)
+
+    run.sink.set_backlog(True, stalled={0})
+    async with asyncio.timeout(5):
+        await client.entered.wait()
+    client.opened.set()
+    await run.settle(4)
+
+    assert client.journal == [
+        ("enter", "a", 3),
+        ("answer", "a", 3),
+        ("enter", "b", 1),
+        ("answer", "b", 1),
+    ]
+    await run.close()
