@@ -20,9 +20,9 @@ longer then only adds latency (seen as p99 7.8 s at half load in make bench). Ot
 operation's linger counts from its outbox record's timestamp, when derive produced it. A
 paused partition is resumed below half the bound, or below the bound once nothing of it is
 in a request (its lanes hold partial batches that only more input fills). One still paused
-with nothing in a request is *stalled*: its lanes send what they have at once, as waiting
-for more could only end by their linger (more merchants in the partition than the bound
-holds full batches for), unless one of them has a full batch to send first.
+with nothing in a request is *stalled* (more merchant lanes in the partition than the bound
+holds full batches for): waiting for more could only end by the linger, so its fullest lane
+sends what it has at once, one request at a time (see ``Sink.set_backlog``).
 
 librdkafka drops what it fetched for a partition when it is paused, and the partition's
 records fetched after the resume queue behind everything fetched for the others meanwhile,
