@@ -6,7 +6,7 @@ The runtime drives it like this::
     sink.submit(operation, (partition, offset))    # never blocks; outcome comes later
     sink.revoke(lambda token: token[0] in revoked)  # a rebalance took these partitions
     ...
-    await sink.close(deadline)                      # at shutdown: finish or park, then stop
+    await sink.close(deadline)                      # at shutdown: send what may go, park the rest
 
 ``on_outcome`` receives exactly one ``Accepted``, ``DeadLettered`` or ``Parked`` per submitted
 token, from the sink's own tasks (or synchronously from ``submit`` when the operation is
@@ -20,7 +20,8 @@ Each (merchant, endpoint) lane has one background task, started on demand and en
 lane is empty. A lane sends one request at a time: it waits for a batch to fill or linger out,
 waits for the rate limiter, cuts the batch, sends it and acts on the classified answer
 (retry, split, dead-letter the named operations, park). Lanes never wait on each other, so
-one merchant's trouble stalls no one else.
+one merchant's trouble stalls no one else. Once the sink closes, a lane that would have to
+wait (rate limit, backoff) stops instead: a stop does not sit out its deadline.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class Sink:
         self._idle = asyncio.Event()
         self._idle.set()
         self._flushing = 0
-        self._closed = False
+        self._closed = asyncio.Event()  # set by close: lanes stop instead of waiting
         self._pruned_at = time.monotonic()
         self._backlog = False
         self._stalled: frozenset[Hashable] = frozenset()
@@ -173,7 +174,7 @@ class Sink:
         Raises:
             SinkClosed: the sink is closing or closed.
         """
-        if self._closed:
+        if self._closed.is_set():
             raise SinkClosed("submit after close")
         self._outstanding += 1
         self._idle.clear()
@@ -206,19 +207,41 @@ class Sink:
     def set_backlog(self, backlog: bool, stalled: Collection[Hashable] = ()) -> None:
         """Tell whether more input waits upstream than has been submitted (lanes then wait
         longer for full batches; see ``batcher``), and which token groups are ``stalled``
-        (nothing more reaches them until their lanes send: these do not wait longer). When
-        that changes for a lane, it re-plans at once."""
+        (nothing more reaches them until their lanes send: their fullest lane does not wait
+        longer, one request at a time). When that changes for a lane, it re-plans at once."""
         stalled = frozenset(stalled)
         if (self._backlog and not backlog) or not stalled <= self._stalled:
-            for state in self._lanes.values():
-                state.wakeup.set()
+            self._wake_all()
         self._backlog, self._stalled = backlog, stalled
+
+    def _wake_all(self) -> None:
+        for state in self._lanes.values():
+            state.wakeup.set()
 
     def _lane_backlog(self, lane: Lane) -> bool:
         if not self._backlog:
             return False
         head = self._batcher.head(lane)
-        return head is None or self._token_group(head.token) not in self._stalled
+        if head is None:
+            return True
+        group = self._token_group(head.token)
+        return group not in self._stalled or lane != self._next_of(group)
+
+    def _next_of(self, group: Hashable) -> Lane | None:
+        """The one lane of a stalled ``group`` that sends without waiting longer: its
+        fullest, once none of its lanes has a request out. One at a time, as each request
+        frees room upstream (the partition may resume and fill the others): with more lanes
+        than the bound holds full batches for, they all fill alike, and sending them all at
+        once would make each request partial."""
+        if self._in_requests[group]:
+            return None
+        lanes = [
+            lane
+            for lane in self._batcher.lanes()
+            if (head := self._batcher.head(lane)) is not None
+            and self._token_group(head.token) == group
+        ]
+        return max(lanes, key=self._batcher.queued, default=None)
 
     def revoke(self, revoked: Callable[[Hashable], bool]) -> int:
         """Forget every operation whose token is ``revoked``; returns how many were dropped.
@@ -295,26 +318,42 @@ class Sink:
             self._flushing -= 1
 
     async def close(self, deadline: float) -> None:
-        """Stop taking operations, finish what is queued until ``deadline``, park the rest.
+        """Stop taking operations, send what may go out at once, park the rest.
+
+        Every lane sends its batch in hand and then what it has queued, for as long as it
+        may send without waiting: a lane that would have to wait (its rate limit, Klaviyo's
+        ``Retry-After``, a retry's backoff) stops there instead of holding the stop up until
+        ``deadline``. Requests in flight get until ``deadline``. What is left is parked with
+        reason ``shutdown``: the caller leaves it uncommitted, so it is sent again after the
+        restart (Klaviyo keeps one event per ``unique_id``).
 
         After it returns every submitted token has its outcome, the lane tasks are gone and
         the HTTP client is closed. ``deadline`` is on ``time.monotonic()``.
         """
-        self._closed = True
-        await self.flush(deadline)
-        # Keep the lane states: a cancelled lane removes itself, but its batch in hand
+        self._closed.set()
+        self._flushing += 1
+        # Keep the lane states: a lane that stops removes itself, but its batch in hand
         # still needs an outcome.
         lanes = list(self._lanes.values())
         for state in lanes:
-            if state.task is not None:
-                state.task.cancel()
-        await asyncio.gather(*(s.task for s in lanes if s.task is not None), return_exceptions=True)
+            state.wakeup.set()
+        tasks = [s.task for s in lanes if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for state in lanes:
             self._park_items(_unresolved(state.work), SHUTDOWN)
         for lane in list(self._batcher.lanes()):
             self._park_items(self._batcher.drain(lane), SHUTDOWN)
         self._lanes.clear()
         await self._client.close()
+
+    async def _hold(self, seconds: float) -> bool:
+        """Wait ``seconds`` before a send; False once the sink closes (the lane stops)."""
+        await _wait(self._closed, seconds)
+        return not self._closed.is_set()
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -341,6 +380,8 @@ class Sink:
             self._in_requests[pending.request_group] -= 1
             if not self._in_requests[pending.request_group]:
                 del self._in_requests[pending.request_group]
+                if pending.request_group in self._stalled:  # its lanes may be due now
+                    self._wake_all()
 
     def _resolve(self, pending: Pending, make: Callable[[Hashable, Operation], Outcome]) -> None:
         """Report ``pending``'s outcome for its own token and every coalesced repeat."""
@@ -422,11 +463,13 @@ class Sink:
                 delay = self._limiter.delay(*lane)
                 if delay > 0:
                     self._metrics.klaviyo_rate_limit_wait.labels(lane[1]).inc(delay)
-                    await asyncio.sleep(delay)
+                    if not await self._hold(delay):
+                        return
                     continue
                 batch = self._batcher.cut(lane)
                 if batch is not None:
-                    await self._deliver(batch, state)
+                    if not await self._deliver(batch, state):
+                        return
                     state.idle_since = time.monotonic()
         except asyncio.CancelledError:
             raise
@@ -443,8 +486,9 @@ class Sink:
                 self._pruned_at = now
                 self._limiter.prune()
 
-    async def _deliver(self, batch: Batch, state: _LaneTask) -> None:
-        """Send ``batch`` until every operation in it has an outcome."""
+    async def _deliver(self, batch: Batch, state: _LaneTask) -> bool:
+        """Send ``batch`` until every operation in it has an outcome; False if the sink
+        closed while it had to wait (what is unresolved stays in ``state.work``)."""
         lane = batch.lane
         state.work = deque([batch.items])
         self._enter_request(batch.items)
@@ -455,11 +499,12 @@ class Sink:
             if isinstance(merchant, DeliveryError):
                 self._park(lane, merchant, None)
                 self._park_items(_unresolved(state.work), merchant.reason)
-                return
+                return True
             delay = self._limiter.delay(*lane)
             if delay > 0:
                 self._metrics.klaviyo_rate_limit_wait.labels(lane[1]).inc(delay)
-                await asyncio.sleep(delay)
+                if not await self._hold(delay):
+                    return False
                 continue
             error, built = await self._send(Batch(lane, items), merchant)
             if error is None:
@@ -474,17 +519,19 @@ class Sink:
                 if wait is None:
                     self._park(lane, error, merchant)
                     self._park_items(_unresolved(state.work), error.reason, error.detail)
-                    return
+                    return True
                 self.stats.retries += 1
                 self._metrics.klaviyo_retries.labels(lane[1]).inc()
-                if not isinstance(error, Throttled):  # the limiter holds throttled lanes
-                    await asyncio.sleep(wait)
+                # The limiter holds throttled lanes.
+                if not isinstance(error, Throttled) and not await self._hold(wait):
+                    return False
                 continue
             if error.parks_merchant or error.parks_endpoint:
                 self._park(lane, error, merchant)
                 self._park_items(_unresolved(state.work), error.reason, error.detail)
-                return
+                return True
             self._isolate(state.work, error, built)
+        return True
 
     async def _send(
         self, batch: Batch, merchant: MerchantSettings

@@ -7,11 +7,11 @@ so the stages' failure paths run without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from consumer.kafka import BackgroundProducer, KafkaConsumer, TransactionalProducer
+from consumer.kafka import BackgroundProducer, ConfigValue, KafkaConsumer, TransactionalProducer
 from consumer.settings import KafkaSettings
 
 __all__ = ["BrokerClients", "KafkaClients"]
@@ -26,9 +26,10 @@ class KafkaClients(Protocol):
         *,
         group_instance_id: str | None = None,
         on_stats: Callable[[str], None] | None = None,
+        extra: Mapping[str, ConfigValue] | None = None,
     ) -> KafkaConsumer:
         """A group member (read_committed, manual commits); ``on_stats`` gets librdkafka's
-        statistics JSON."""
+        statistics JSON; ``extra``: more librdkafka properties (the stage's own tuning)."""
         ...
 
     def producer(self) -> BackgroundProducer:
@@ -52,10 +53,15 @@ class BrokerClients:
         *,
         group_instance_id: str | None = None,
         on_stats: Callable[[str], None] | None = None,
+        extra: Mapping[str, ConfigValue] | None = None,
     ) -> KafkaConsumer:
         """A ``KafkaConsumer`` in ``group_id``."""
         return KafkaConsumer(
-            self.settings, group_id, group_instance_id=group_instance_id, on_stats=on_stats
+            self.settings,
+            group_id,
+            group_instance_id=group_instance_id,
+            on_stats=on_stats,
+            extra=extra,
         )
 
     def producer(self) -> BackgroundProducer:

@@ -9,7 +9,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from consumer.kafka import KafkaAdmin, KafkaConsumer, TopicPartition, TopicSpec
+from consumer.kafka import (
+    KafkaAdmin,
+    KafkaConsumer,
+    RetriableKafkaError,
+    TopicPartition,
+    TopicSpec,
+)
 from consumer.klaviyo import BULK_CREATE_EVENTS
 from consumer.observability import Health, Metrics
 from consumer.outbox import encode_operation
@@ -26,18 +32,19 @@ BOUND = Settings().delivery.max_in_flight_per_partition  # the default, 10,000
 HOLD_SECONDS = 10.0  # Klaviyo's answer delay in the bound test (its sandbox waits that out)
 
 
-def settings_for(bootstrap_servers: str, sandbox: Sandbox) -> Settings:
+def settings_for(bootstrap_servers: str, sandbox: Sandbox, **delivery: int) -> Settings:
     prefix = unique_name("deliver-backlog")
     topics = {name: f"{prefix}-{name}" for name in ("outbox", "dead_letter", "parked")}
     return Settings(
         kafka={"bootstrap_servers": bootstrap_servers, "group_id": prefix},
         topics=topics,
         klaviyo={"base_url": sandbox.url},
+        delivery=delivery,
     )
 
 
-def publish_backlog(settings: Settings, per_merchant: int) -> int:
-    """``per_merchant`` events of each merchant, interleaved, in one outbox partition."""
+def publish(settings: Settings, merchants: list[str], start: int = 0) -> int:
+    """One event per entry of ``merchants``, in that order, in one outbox partition."""
     admin = KafkaAdmin(settings.kafka)
     topics = settings.topics
     admin.ensure_topics(
@@ -45,11 +52,21 @@ def publish_backlog(settings: Settings, per_merchant: int) -> int:
     )
     records = [
         Record(m.encode(), encode_operation(factories.event(n, merchant=m)))
-        for n in range(per_merchant)
-        for m in MERCHANTS
+        for n, m in enumerate(merchants, start)
     ]
     produce_records(settings.kafka, topics.outbox, records)
     return len(records)
+
+
+def publish_backlog(settings: Settings, per_merchant: int) -> int:
+    """``per_merchant`` events of each merchant, interleaved, in one outbox partition."""
+    return publish(settings, [m for _ in range(per_merchant) for m in MERCHANTS])
+
+
+def request_sizes(sandbox: Sandbox, merchant: str) -> list[int]:
+    events = sandbox.events(merchant)
+    sizes = Counter(e.request_number for e in events if e.operation_id == BULK_CREATE_EVENTS)
+    return [sizes[n] for n in sorted(sizes)]
 
 
 @asynccontextmanager
@@ -82,9 +99,12 @@ async def wait_for(
 
 
 def committed(settings: Settings) -> int:
+    """The group's committed offset (0 while none, or while the coordinator is not ready)."""
     consumer = KafkaConsumer(settings.kafka, f"{settings.kafka.group_id}-deliver")
     try:
         (offset,) = consumer.committed([TopicPartition(settings.topics.outbox, 0)])
+    except RetriableKafkaError:
+        return 0
     finally:
         consumer.close()
     return max(0, offset.offset)
@@ -102,9 +122,25 @@ async def test_backlog_of_8_merchants_in_one_partition_goes_out_in_full_requests
             await sandbox.wait_for_events(merchant, 2_500, timeout=30)
         await wait_for(lambda: committed(settings) == total, 30, lambda: committed(settings))
     for merchant in MERCHANTS:
-        events = sandbox.events(merchant)
-        sizes = Counter(e.request_number for e in events if e.operation_id == BULK_CREATE_EVENTS)
-        assert [sizes[n] for n in sorted(sizes)] == [1_000, 1_000, 500], merchant
+        assert request_sizes(sandbox, merchant) == [1_000, 1_000, 500], merchant
+
+
+async def test_a_paused_partition_whose_lanes_only_input_can_fill_resumes_below_its_bound(
+    bootstrap_servers: str, sandbox: Sandbox
+) -> None:
+    """Bound 2,000: the stage pauses after a's 1,000 and b's and c's first 500 each; a's full
+    request goes out and is answered. What waits (1,000: b's and c's halves) is not below
+    half the bound, but nothing of the partition is in a request, so only more input can
+    fill b's and c's batches: the partition resumes (before, they were sent as 500s)."""
+    a, b, c = MERCHANTS[:3]
+    settings = settings_for(bootstrap_servers, sandbox, max_in_flight_per_partition=2_000)
+    head = [a, a, b, c] * 500
+    tail = [a] * 1_000 + [b, c] * 500 + [a] * 5_000
+    total = await asyncio.to_thread(publish, settings, head + tail)
+    async with deliver_stage(settings, sandbox):
+        await wait_for(lambda: committed(settings) == total, 60, lambda: committed(settings))
+    assert request_sizes(sandbox, b) == [1_000]
+    assert request_sizes(sandbox, c) == [1_000]
 
 
 async def test_operations_in_requests_do_not_count_against_the_in_flight_bound(

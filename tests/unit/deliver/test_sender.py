@@ -364,6 +364,44 @@ async def test_sink_close_parks_in_flight_work_at_the_deadline() -> None:
         run.sink.submit(factories.event(9), 9)
 
 
+async def test_sink_close_stops_a_lane_held_by_its_rate_limit_at_once() -> None:
+    run = Run(always(reply(202)), batch_max_events=2, events_burst_per_second=1,
+              events_steady_per_minute=1)  # fmt: skip
+    run.submit(*[factories.event(n) for n in range(4)])
+    await run.settle(2)  # the first request; the next may go in about a minute
+    async with asyncio.timeout(5):
+        await run.sink.close(time.monotonic() + 60)
+    assert [(type(o).__name__, getattr(o, "reason", "")) for o in run.outcomes] == [
+        ("Accepted", ""),
+        ("Accepted", ""),
+        ("Parked", "shutdown"),
+        ("Parked", "shutdown"),
+    ]
+    assert len(run.client.requests) == 1
+
+
+async def test_sink_close_lets_the_request_in_flight_finish() -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    class Held(FakeClient):
+        async def post(self, path: str, api_key: SecretStr, body: bytes) -> KlaviyoResponse:
+            entered.set()
+            await release.wait()
+            return await super().post(path, api_key, body)
+
+    run = Run(always(reply(202)))
+    run.client = Held(always(reply(202)))
+    run.sink._client = run.client
+    run.submit(factories.event(0), factories.event(1))
+    await entered.wait()
+    closing = asyncio.create_task(run.sink.close(time.monotonic() + 60))
+    release.set()
+    async with asyncio.timeout(5):
+        await closing
+    assert [type(o).__name__ for o in run.outcomes] == ["Accepted", "Accepted"]
+
+
 async def test_sink_flush_sends_lingering_batches_now() -> None:
     run = Run(always(reply(202)), linger_seconds=30.0)
     run.submit(factories.event(0))

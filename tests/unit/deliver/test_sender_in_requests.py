@@ -12,8 +12,10 @@ from pydantic import SecretStr
 
 from consumer.deliver import Accepted, KlaviyoResponse
 from tests.unit.deliver import factories
-from tests.unit.deliver.test_sender import FakeClient, Run, always, reply
+from tests.unit.deliver.test_sender import KEY, FakeClient, Run, always, reply
 from tests.unit.deliver.test_sender_revoke import OTHER, in_partition, two_merchants
+
+OTHER_KEY = "pk_test_merchant_b_0001"
 
 
 def partition(token: Any) -> Any:
@@ -115,4 +117,85 @@ async def test_under_backlog_a_stalled_groups_lane_sends_what_it_has_at_once() -
 
     await run.settle(1, within=5.0)
     assert [o.token for o in run.outcomes] == [(0, 0)]  # partition 1's lane still waits
+    await run.close()
+
+
+class Journal(FakeClient):
+    """Requests hang until ``opened``; notes each request entering and being answered."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(always(reply(202)))
+        self.opened = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.journal: list[tuple[str, str, int]] = []
+        run.client = self
+        run.sink._client = self
+
+    async def post(self, path: str, api_key: SecretStr, body: bytes) -> KlaviyoResponse:
+        entry = orjson.loads(body)["data"]["attributes"]["events-bulk-create"]["data"]
+        merchant = "a" if api_key.get_secret_value() == KEY else "b"
+        events = sum(len(e["attributes"]["events"]["data"]) for e in entry)
+        self.journal.append(("enter", merchant, events))
+        self.entered.set()
+        await self.opened.wait()
+        self.journal.append(("answer", merchant, events))
+        return reply(202)
+
+
+async def test_a_stalled_groups_partial_lanes_wait_while_another_lane_sends_a_full_one() -> None:
+    """The runtime marks a partition stalled in the turn it pauses, before any lane sent:
+    a full lane of it goes first, and the partial lanes send only once that request is
+    answered (the partition may resume and fill them meanwhile)."""
+    merchants = {m: factories.merchant(m, key=KEY if m == factories.MERCHANT else OTHER_KEY)
+                 for m in (factories.MERCHANT, OTHER)}  # fmt: skip
+    run = Run(always(reply(202)), merchants, batch_max_events=3, linger_seconds=1.0,
+              token_group=partition)  # fmt: skip
+    client = Journal(run)
+    run.sink.set_backlog(True)
+    produced = time.monotonic() - 60.0  # a backlog: long past its linger
+    run.sink.submit(factories.event(0, merchant=OTHER), (0, 0), produced)  # partial
+    for n in range(1, 4):
+        run.sink.submit(factories.event(n), (0, n), produced)  # full
+
+    run.sink.set_backlog(True, stalled={0})
+    async with asyncio.timeout(5):
+        await client.entered.wait()
+    client.opened.set()
+    await run.settle(4)
+
+    assert client.journal == [
+        ("enter", "a", 3),
+        ("answer", "a", 3),
+        ("enter", "b", 1),
+        ("answer", "b", 1),
+    ]
+    await run.close()
+
+
+async def test_a_stalled_group_sends_its_fullest_lane_alone_then_the_next() -> None:
+    """No lane full: each request of a stalled partition frees room upstream, so one goes at
+    a time, fullest first (all at once, every one would be partial)."""
+    merchants = {m: factories.merchant(m, key=KEY if m == factories.MERCHANT else OTHER_KEY)
+                 for m in (factories.MERCHANT, OTHER)}  # fmt: skip
+    run = Run(always(reply(202)), merchants, batch_max_events=10, linger_seconds=1.0,
+              token_group=partition)  # fmt: skip
+    client = Journal(run)
+    run.sink.set_backlog(True)
+    produced = time.monotonic() - 60.0
+    run.sink.submit(factories.event(0, merchant=OTHER), (0, 0), produced)
+    for n in range(1, 4):
+        run.sink.submit(factories.event(n), (0, n), produced)
+
+    run.sink.set_backlog(True, stalled={0})
+    async with asyncio.timeout(5):
+        await client.entered.wait()
+    client.opened.set()
+    await run.settle(4)
+
+    assert client.journal == [
+        ("enter", "a", 3),
+        ("answer", "a", 3),
+        ("enter", "b", 1),
+        ("answer", "b", 1),
+    ]
     await run.close()

@@ -7,11 +7,18 @@ in ``fail`` (method name → exceptions to raise on its next calls, one per call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.kafka import ConsumedMessage, Header, KafkaError, TopicPartition, TopicPartitionOffset
+from consumer.kafka import (
+    ConfigValue,
+    ConsumedMessage,
+    Header,
+    KafkaError,
+    TopicPartition,
+    TopicPartitionOffset,
+)
 
 
 @dataclass
@@ -170,6 +177,7 @@ class FakeClients:
         *,
         group_instance_id: str | None = None,
         on_stats: Callable[[str], None] | None = None,
+        extra: Mapping[str, ConfigValue] | None = None,
     ) -> FakeConsumer:
         return self.consumer_
 
