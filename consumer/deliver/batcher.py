@@ -95,6 +95,7 @@ class Pending:
     group: SubscriptionGroup | None
     produced_at: float  # linger counts from it
     queued_at: float  # under a backlog, linger counts from it (or from the lane's last request)
+    resource: bytes = b""  # an event's resource, serialised once (its size and its request)
     followers: list[tuple[Hashable, Operation]] = field(default_factory=list)
     done: bool = False  # has its final outcome
     in_request: bool = False  # in a lane's batch in hand (the sender counts these)
@@ -111,8 +112,12 @@ class Batch:
     def build(self) -> BuiltRequest:
         """The request body and layout (indexes refer to ``items``)."""
         if self.lane[1] == BULK_CREATE_EVENTS:
-            events = [i.operation for i in self.items if isinstance(i.operation, EventOperation)]
-            return build_event_batch(events)
+            pairs = [
+                (i.operation, i.resource)
+                for i in self.items
+                if isinstance(i.operation, EventOperation)
+            ]
+            return build_event_batch([e for e, _ in pairs], [r for _, r in pairs])
         subscriptions = [
             i.operation for i in self.items if isinstance(i.operation, SubscriptionOperation)
         ]
@@ -186,8 +191,10 @@ class Batcher:
     def _pending(
         self, operation: Operation, token: Hashable, key: Hashable, produced_at: float, now: float
     ) -> Pending:
+        resource = b""
         if isinstance(operation, EventOperation):
-            size = len(orjson.dumps(event_resource(operation))) + 1
+            resource = orjson.dumps(event_resource(operation))
+            size = len(resource) + 1
             entry = profile_entry_overhead(operation.profile)
             envelope, group = _EVENTS_ENVELOPE, None
         else:
@@ -202,7 +209,7 @@ class Batcher:
                 f"operation needs {envelope + size + entry} bytes; a request allows "
                 f"{self._max_bytes}"
             )
-        return Pending(operation, token, key, size, entry, group, produced_at, now)
+        return Pending(operation, token, key, size, entry, group, produced_at, now, resource)
 
     def release(self, pending: Pending) -> None:
         """Forget ``pending``'s key once it has its final outcome (repeats are sent again)."""

@@ -15,7 +15,7 @@ a Klaviyo error's ``source.pointer`` can be traced back to the operations it nam
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -166,7 +166,7 @@ def event_resource(event: EventOperation) -> dict[str, Any]:
     return {"type": "event", "attributes": attributes}
 
 
-def _event_entry(profile: Profile, events: list[dict[str, Any]]) -> dict[str, Any]:
+def _event_entry(profile: Profile, events: list[object]) -> dict[str, Any]:
     return {
         "type": "event-bulk-create",
         "attributes": {"profile": {"data": _profile_data(profile)}, "events": {"data": events}},
@@ -188,19 +188,26 @@ def event_key(event: EventOperation) -> tuple[str, str, str]:
     return (identity, event.metric, event.unique_id)
 
 
-def build_event_batch(events: Sequence[EventOperation]) -> BuiltRequest:
+def build_event_batch(
+    events: Sequence[EventOperation], resources: Sequence[bytes] | None = None
+) -> BuiltRequest:
     """The bulk-create-events body for ``events`` and its layout.
 
     Events are grouped by profile (first appearance order); the caller keeps repeated
     (profile, metric, unique_id) keys out of one batch and stays within the count and size
-    limits.
+    limits. ``resources``, if given, are the events' ``event_resource`` already serialised
+    (the batcher made them to size its batches): they go into the body as they are.
     """
     groups: dict[Profile, list[int]] = {}
     for index, event in enumerate(events):
         groups.setdefault(event.profile, []).append(index)
+    resource: Callable[[int], object] = (
+        (lambda i: event_resource(events[i]))
+        if resources is None
+        else (lambda i: orjson.Fragment(resources[i]))
+    )
     entries = [
-        _event_entry(profile, [event_resource(events[i]) for i in members])
-        for profile, members in groups.items()
+        _event_entry(profile, [resource(i) for i in members]) for profile, members in groups.items()
     ]
     body = {
         "data": {

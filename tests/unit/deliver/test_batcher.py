@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from consumer.deliver.batcher import Batcher
 from consumer.deliver.errors import OperationTooLarge
-from consumer.deliver.request_builder import serialize
+from consumer.deliver.request_builder import build_event_batch, serialize
 from consumer.klaviyo import BULK_CREATE_EVENTS, BULK_SUBSCRIBE_PROFILES
 from consumer.outbox.operations import Channel, Profile
 from consumer.settings import DeliverySettings
@@ -83,6 +85,25 @@ def test_cut_by_bytes_stays_under_max_bytes_measured_on_the_body() -> None:
         sizes.append((len(batch.items), size))
     assert sum(n for n, _ in sizes) == 40
     assert all(size > 20_000 - 1_700 for _, size in sizes[:-1])  # batches are filled
+
+
+def test_a_batch_sends_the_body_its_operations_make() -> None:
+    # The batcher serialises each event once (for its size) and the request reuses those
+    # bytes: the body must be the one built from the operations themselves.
+    b = batcher()
+    events = [
+        factories.event(n, shopper=n % 3, properties={"amount": Decimal("12.3400"), "n": n})
+        for n in range(9)
+    ]
+    for n, event in enumerate(events):
+        b.add(event, n, 0.0)
+    batch = b.cut(EVENTS)
+    assert batch is not None
+    assert [p.token for p in batch.items] == list(range(9))
+    built = batch.build()
+    expected = build_event_batch(events)
+    assert serialize(built.body) == serialize(expected.body)
+    assert built.entries == expected.entries == ((0, 3, 6), (1, 4, 7), (2, 5, 8))
 
 
 def test_add_operation_too_large_for_any_request_is_refused() -> None:
