@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 from pydantic import SecretStr
 
 from consumer.deliver import Accepted, KlaviyoResponse
@@ -142,46 +143,28 @@ class Journal(FakeClient):
         return reply(202)
 
 
-async def test_a_stalled_groups_partial_lanes_wait_while_another_lane_sends_a_full_one() -> None:
-    """The runtime marks a partition stalled in the turn it pauses, before any lane sent:
-    a full lane of it goes first, and the partial lanes send only once that request is
-    answered (the partition may resume and fill them meanwhile)."""
+@pytest.mark.parametrize(
+    "batch_max_events",
+    [
+        # The runtime marks a partition stalled in the turn it pauses, before any lane sent:
+        # a full lane of it goes first, and the partial lanes send only once that request is
+        # answered (the partition may resume and fill them meanwhile).
+        pytest.param(3, id="a-full-lane-first-then-the-partial-ones"),
+        # No lane full: each request of a stalled partition frees room upstream, so one goes
+        # at a time, fullest first (all at once, every one would be partial).
+        pytest.param(10, id="no-lane-full-the-fullest-alone-then-the-next"),
+    ],
+)
+async def test_a_stalled_group_sends_one_lane_at_a_time_fullest_first(
+    batch_max_events: int,
+) -> None:
     merchants = {m: factories.merchant(m, key=KEY if m == factories.MERCHANT else OTHER_KEY)
                  for m in (factories.MERCHANT, OTHER)}  # fmt: skip
-    run = Run(always(reply(202)), merchants, batch_max_events=3, linger_seconds=1.0,
-              token_group=partition)  # fmt: skip
+    run = Run(always(reply(202)), merchants, batch_max_events=batch_max_events,
+              linger_seconds=1.0, token_group=partition)  # fmt: skip
     client = Journal(run)
     run.sink.set_backlog(True)
     produced = time.monotonic() - 60.0  # a backlog: long past its linger
-    run.sink.submit(factories.event(0, merchant=OTHER), (0, 0), produced)  # partial
-    for n in range(1, 4):
-        run.sink.submit(factories.event(n), (0, n), produced)  # full
-
-    run.sink.set_backlog(True, stalled={0})
-    async with asyncio.timeout(5):
-        await client.entered.wait()
-    client.opened.set()
-    await run.settle(4)
-
-    assert client.journal == [
-        ("enter", "a", 3),
-        ("answer", "a", 3),
-        ("enter", "b", 1),
-        ("answer", "b", 1),
-    ]
-    await run.close()
-
-
-async def test_a_stalled_group_sends_its_fullest_lane_alone_then_the_next() -> None:
-    """No lane full: each request of a stalled partition frees room upstream, so one goes at
-    a time, fullest first (all at once, every one would be partial)."""
-    merchants = {m: factories.merchant(m, key=KEY if m == factories.MERCHANT else OTHER_KEY)
-                 for m in (factories.MERCHANT, OTHER)}  # fmt: skip
-    run = Run(always(reply(202)), merchants, batch_max_events=10, linger_seconds=1.0,
-              token_group=partition)  # fmt: skip
-    client = Journal(run)
-    run.sink.set_backlog(True)
-    produced = time.monotonic() - 60.0
     run.sink.submit(factories.event(0, merchant=OTHER), (0, 0), produced)
     for n in range(1, 4):
         run.sink.submit(factories.event(n), (0, n), produced)
